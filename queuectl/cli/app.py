@@ -1,0 +1,114 @@
+"""The Typer application, its global options, and the mapping of errors to exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import Optional
+
+import typer
+
+from ..errors import QueueError
+from ..store import open_store, resolve_location
+
+app = typer.Typer(
+    name="queuectl",
+    help="A background job queue for shell commands, with a live terminal console.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+dlq_app = typer.Typer(help="The dead letter queue: jobs that ran out of retries.", no_args_is_help=True)
+config_app = typer.Typer(help="Read and change settings stored in the queue.", no_args_is_help=True)
+worker_app = typer.Typer(help="Run and manage worker processes.", no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(config_app, name="config")
+app.add_typer(worker_app, name="worker")
+
+
+@dataclass
+class Globals:
+    db: str | None = None
+    debug: bool = False
+
+
+GLOBALS = Globals()
+
+
+@app.callback()
+def _global_options(
+    db: Optional[str] = typer.Option(
+        None, "--db", metavar="PATH",
+        help="The store: an SQLite file path (default: queuectl.db in your data directory; "
+             "env QUEUECTL_DB).", show_default=False),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
+) -> None:
+    GLOBALS.db = db
+    GLOBALS.debug = debug
+
+
+def location() -> str:
+    return resolve_location(GLOBALS.db)
+
+
+def store(durability: str = "full"):
+    """Open the store named by --db / QUEUECTL_DB / the default (creating it if needed)."""
+    return open_store(location(), durability=durability)
+
+
+def fail(message: str, code: int = 1) -> "typer.Exit":
+    """Print one error line on stderr and return the Exit to raise."""
+    print(f"error: {message}", file=sys.stderr)
+    return typer.Exit(code)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; every failure is one `error:` line on stderr and a documented exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    from . import commands  # noqa: F401  (registers the commands)
+
+    command = typer.main.get_command(app)
+    debug = "--debug" in args
+    try:
+        command.main(args=args, prog_name="queuectl", standalone_mode=False)
+        code = 0
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except QueueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = exc.exit_code
+        if debug:
+            raise
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        code = 130
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = 0
+    except typer.Abort:
+        print("error: aborted", file=sys.stderr)
+        code = 1
+    except typer.TyperException as exc:  # Click's usage errors (Typer vendors Click)
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            exc.ctx.get_help()  # Typer renders the help itself
+            return 0
+        text = " ".join(exc.format_message().split())
+        where = getattr(getattr(exc, "ctx", None), "command_path", None)
+        if where and getattr(exc, "exit_code", 1) == 2:
+            text += f" (see: {where} --help)"
+        print(f"error: {text}", file=sys.stderr)
+        code = getattr(exc, "exit_code", 1)
+    except Exception as exc:
+        if debug:
+            raise
+        print(f"error: internal error: {type(exc).__name__}: {exc} "
+              "(run with --debug for details)", file=sys.stderr)
+        code = 1
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass
+    return code

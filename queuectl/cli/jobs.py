@@ -1,0 +1,205 @@
+"""Commands about jobs: init, enqueue, list, status, show, logs, cancel, prune."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import List, Optional
+
+import typer
+
+from ..durations import format_duration, iso, parse_duration, relative
+from ..errors import InvalidInput
+from ..models import JobState, NewJob, parse_spec_json, validate_spec
+from .app import app, store
+from .render import emit_json, job_json, jobs_table, run_json, table
+from .settings import settings
+
+LARGE_INPUT = 20_000
+
+
+@app.command()
+def init() -> None:
+    """Create the store, or upgrade it to this version's schema (safe to repeat)."""
+    s = store()
+    print(s.location)
+
+
+def _cwd() -> str:
+    try:
+        return os.getcwd()
+    except OSError:
+        raise InvalidInput("the current directory no longer exists; jobs run where they were enqueued") from None
+
+
+def _read_file(path: str) -> list[NewJob]:
+    try:
+        handle = sys.stdin if path == "-" else open(path, encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
+    jobs: list[NewJob] = []
+    progress = sys.stdout.isatty() and sys.stderr.isatty()
+    try:
+        with handle:
+            for number, line in enumerate(handle, 1):
+                if progress and number % LARGE_INPUT == 0:
+                    print(f"\rreading {path}: {number} lines", end="", file=sys.stderr)
+                if line.strip():
+                    try:
+                        jobs.append(parse_spec_json(line))
+                    except InvalidInput as exc:
+                        raise InvalidInput(f"{path}: line {number}: {exc}") from None
+    except UnicodeDecodeError:
+        raise InvalidInput(f"cannot read {path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
+    if not jobs:
+        raise InvalidInput(f"{path} holds no jobs")
+    return jobs
+
+
+@app.command()
+def enqueue(
+    spec: Optional[str] = typer.Argument(None, help='A JSON job spec, e.g. \'{"command": "echo hi"}\'.'),
+    command: Optional[str] = typer.Option(None, "--command", "-c", help="The shell command to run."),
+    job_id: Optional[str] = typer.Option(None, "--id", help="A job id (default: generated)."),
+    priority: Optional[int] = typer.Option(None, "--priority", "-p", help="Higher runs first (default 0)."),
+    max_retries: Optional[int] = typer.Option(None, "--max-retries", help="Retries after the first run."),
+    timeout: Optional[str] = typer.Option(None, "--timeout", help="Seconds or 30s/5m/2h."),
+    delay: Optional[str] = typer.Option(None, "--delay", help="Run no sooner than this from now (30s, 5m)."),
+    run_at: Optional[str] = typer.Option(None, "--run-at", help="Run no sooner than this ISO 8601 time."),
+    file: Optional[str] = typer.Option(None, "--file", "-f", help="JSON Lines file of specs ('-' = stdin), all or nothing."),
+) -> None:
+    """Add jobs to the queue; prints the new ids, one per line."""
+    flags = {"command": command, "id": job_id, "priority": priority, "max_retries": max_retries,
+             "timeout": timeout, "delay": delay, "run_at": run_at}
+    given = {k: v for k, v in flags.items() if v is not None}
+    sources = sum(x is not None for x in (spec, file)) + (1 if given else 0)
+    if sources != 1:
+        raise InvalidInput("give a JSON SPEC, or --command and its flags, or --file (exactly one)")
+    if file is not None:
+        jobs = _read_file(file)
+    elif spec is not None:
+        jobs = [parse_spec_json(spec)]
+    else:
+        jobs = [validate_spec(given)]
+    s = store()
+    defaults = settings(s)
+    ids = s.enqueue(jobs, now=time.time(), default_max_retries=defaults.max_retries,
+                    default_cwd=_cwd())
+    if file is not None and sys.stdout.isatty() and len(ids) >= LARGE_INPUT:
+        print(f"\renqueued {len(ids)} jobs" + " " * 20, file=sys.stderr)
+    sys.stdout.write("".join(i + "\n" for i in ids))
+
+
+def _states(values: list[str] | None) -> list[JobState] | None:
+    """States from repeated and/or comma-separated --state values."""
+    if not values:
+        return None
+    return [JobState.parse(p) for v in values for p in v.split(",") if p.strip()]
+
+
+@app.command("list")
+def list_jobs(
+    state: Optional[List[str]] = typer.Option(None, "--state", "-s", help="pending, running (processing), completed, failed, dead; repeatable."),
+    limit: int = typer.Option(50, "--limit", "-n", min=1, max=1_000_000, help="At most this many jobs."),
+    search: Optional[str] = typer.Option(None, "--search", help="Only jobs whose id or command contains this text."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON array."),
+) -> None:
+    """List jobs: waiting ones in the order they will run, the others newest first."""
+    jobs = store().list_jobs(_states(state), limit=limit, text=search)
+    if as_json:
+        emit_json([job_json(j) for j in jobs])
+    elif jobs:
+        jobs_table(jobs)
+    else:
+        print("no jobs", file=sys.stderr)
+
+
+@app.command()
+def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Counts per state, live workers, the oldest waiting job's age, recent throughput."""
+    s = store()
+    cfg = settings(s)
+    now = time.time()
+    st = s.status(now, worker_timeout=cfg.lease * 2)
+    counts = {state.value: st.counts.get(state, 0) for state in JobState}
+    if as_json:
+        emit_json({"store": s.location, "counts": counts, "workers": st.workers,
+                   "oldest_waiting_seconds": st.oldest_waiting_age,
+                   "finished_last_minute": st.finished_last_minute,
+                   "next_due": iso(st.next_due)})
+        return
+    rows = [[k, str(v)] for k, v in counts.items()]
+    rows[3][1] += "  (waiting to retry)" if counts["failed"] else ""
+    rows += [
+        ["workers", f"{st.workers} live"],
+        ["oldest waiting", format_duration(st.oldest_waiting_age) if st.oldest_waiting_age is not None else "-"],
+        ["next delayed", relative(st.next_due, now)],
+        ["finished/min", str(st.finished_last_minute)],
+        ["store", s.location],
+    ]
+    width = max(len(r[0]) for r in rows)
+    sys.stdout.write("".join(f"{k.ljust(width)}  {v}\n" for k, v in rows))
+
+
+@app.command()
+def show(job_id: str = typer.Argument(..., help="The job's id."),
+         as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Everything about one job, with one entry per attempt."""
+    s = store()
+    job = s.get(job_id)
+    runs = s.runs(job_id)
+    if as_json:
+        emit_json({**job_json(job), "runs": [run_json(r) for r in runs]})
+        return
+    now = time.time()
+    fields = job_json(job)
+    for key in ("run_at", "created_at", "updated_at", "started_at", "finished_at"):
+        value = getattr(job, key)
+        fields[key] = f"{fields[key]}  ({relative(value, now)})" if value else "-"
+    table(["field", "value"], [[k, "-" if v is None else str(v)] for k, v in fields.items()])
+    if runs:
+        print()
+        table(["attempt", "started", "took", "outcome", "exit", "worker", "error"], [
+            [str(r.attempt), relative(r.started_at, now),
+             format_duration((r.finished_at or now) - r.started_at), r.outcome or "running",
+             r.signal or ("" if r.exit_code is None else str(r.exit_code)), r.worker or "",
+             r.error or ""] for r in runs])
+
+
+@app.command()
+def logs(
+    job_id: str = typer.Argument(..., help="The job's id."),
+    attempt: Optional[int] = typer.Option(None, "--attempt", "-a", min=1, help="Which attempt (default: the latest)."),
+    follow: bool = typer.Option(False, "--follow", "-F", help="Keep printing while the job runs."),
+    raw: bool = typer.Option(False, "--raw", help="Exact bytes even on a terminal."),
+) -> None:
+    """A run's output: stdout to stdout, stderr to stderr."""
+    from ..logfollow import print_output
+
+    print_output(store(), job_id, attempt, follow=follow, raw=raw)
+
+
+@app.command()
+def cancel(job_ids: List[str] = typer.Argument(..., help="Job ids.")) -> None:
+    """Cancel jobs: waiting ones go to the DLQ, running ones are killed (then go to the DLQ)."""
+    result = store().cancel(job_ids, now=time.time())
+    for job_id, what in result.items():
+        print(f"{job_id}\t{what}")
+
+
+@app.command()
+def prune(
+    older_than: str = typer.Option(..., "--older-than", help="Age, e.g. 7d, 12h."),
+    state: Optional[List[str]] = typer.Option(None, "--state", help="completed or dead (default both)."),
+) -> None:
+    """Delete finished jobs (and their runs and output) older than the given age."""
+    age = parse_duration(older_than, "--older-than")
+    states = _states(state) or [JobState.COMPLETED, JobState.DEAD]
+    bad = [s.value for s in states if s not in (JobState.COMPLETED, JobState.DEAD)]
+    if bad:
+        raise InvalidInput(f"prune deletes only completed or dead jobs, not {bad[0]}")
+    n = store().prune(before=time.time() - age, states=states)
+    print(f"pruned {n} job{'s' if n != 1 else ''}")

@@ -1,0 +1,1 @@
+"""`queuectl worker`: start, stop and list worker processes."""

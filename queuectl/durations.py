@@ -1,0 +1,110 @@
+"""Parsing durations and sizes people type, and showing times to people."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timezone
+
+from .errors import InvalidInput
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h|d|w)?\s*$")
+_SIZE_UNITS = {
+    "": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 10**6, "mb": 10**6,
+    "mib": 2**20, "g": 10**9, "gb": 10**9, "gib": 2**30,
+}
+_SIZE = re.compile(r"^\s*(\d+)\s*([a-zA-Z]*)\s*$")
+MAX_SECONDS = 10 * 365 * 86400.0
+
+
+def parse_duration(value: object, what: str = "duration") -> float:
+    """Seconds from a number or a string like "30s", "5m", "2h", "1.5d"; never negative."""
+    if isinstance(value, bool):
+        raise InvalidInput(f"{what} must be a number of seconds or a duration like 30s, 5m, 2h")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str):
+        match = _DURATION.match(value)
+        if not match:
+            raise InvalidInput(
+                f"{what}: {value!r} is not a duration (use seconds or 30s, 5m, 2h, 1d)"
+            )
+        seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    else:
+        raise InvalidInput(f"{what} must be a number of seconds or a duration like 30s, 5m, 2h")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise InvalidInput(f"{what} must be a finite number of seconds >= 0")
+    if seconds > MAX_SECONDS:
+        raise InvalidInput(f"{what} must be at most 10 years")
+    return seconds
+
+
+def parse_size(value: object, what: str = "size") -> int:
+    """Bytes from an integer or a string like "1MiB", "512k", "10MB"."""
+    if isinstance(value, bool):
+        raise InvalidInput(f"{what} must be a number of bytes")
+    if isinstance(value, int):
+        size = value
+    elif isinstance(value, str) and (match := _SIZE.match(value)):
+        unit = match.group(2).lower()
+        if unit not in _SIZE_UNITS:
+            raise InvalidInput(f"{what}: unknown unit {match.group(2)!r} (use B, KB, KiB, MB, MiB, GB, GiB)")
+        size = int(match.group(1)) * _SIZE_UNITS[unit]
+    else:
+        raise InvalidInput(f"{what}: {value!r} is not a size (use bytes or 64KiB, 10MB, 1GiB)")
+    if size < 0 or size > 2**40:
+        raise InvalidInput(f"{what} must be between 0 and 1 TiB")
+    return size
+
+
+def format_duration(seconds: float) -> str:
+    """A short human duration: 450ms, 3s, 2m5s, 1h4m, 3d2h."""
+    seconds = max(0.0, seconds)
+    if seconds < 1:
+        return f"{int(seconds * 1000)}ms"
+    if seconds < 10:
+        return f"{seconds:.1f}s".replace(".0s", "s")
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s" if s % 60 else f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m" if s % 3600 >= 60 else f"{s // 3600}h"
+    return f"{s // 86400}d{(s % 86400) // 3600}h" if s % 86400 >= 3600 else f"{s // 86400}d"
+
+
+def relative(ts: float | None, now: float) -> str:
+    """"3s ago" or "in 2m" for a timestamp relative to now; "-" when absent."""
+    if ts is None:
+        return "-"
+    delta = ts - now
+    if abs(delta) < 0.5:
+        return "now"
+    text = format_duration(abs(delta)).replace("ms", "ms")
+    return f"in {text}" if delta > 0 else f"{text} ago"
+
+
+def iso(ts: float | None) -> str | None:
+    """ISO 8601 UTC with milliseconds, or None."""
+    if ts is None:
+        return None
+    dt = datetime.fromtimestamp(ts, tz=timezone.utc)
+    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso(value: object, what: str = "run_at") -> float:
+    """Epoch seconds from an ISO 8601 timestamp; a naive one is taken as UTC."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{what} must be an ISO 8601 timestamp string")
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"{what}: {value!r} is not an ISO 8601 timestamp") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()

@@ -1,0 +1,217 @@
+"""Plain data: job states, jobs, runs, and the validation of a job spec. No I/O."""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+import unicodedata
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from .durations import parse_duration, parse_iso
+from .errors import InvalidInput
+
+
+class JobState(str, Enum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    DEAD = "dead"
+
+    @classmethod
+    def parse(cls, text: str) -> "JobState":
+        name = text.strip().lower()
+        if name == "processing":
+            name = "running"
+        try:
+            return cls(name)
+        except ValueError:
+            choices = ", ".join(s.value for s in cls)
+            raise InvalidInput(f"unknown state {text!r} (choose from {choices}, processing)") from None
+
+
+WAITING = (JobState.PENDING, JobState.FAILED)
+FINISHED = (JobState.COMPLETED, JobState.DEAD)
+
+# Which state may follow which; the store's guarded statements implement exactly these.
+TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    JobState.PENDING: frozenset({JobState.RUNNING, JobState.DEAD}),
+    JobState.FAILED: frozenset({JobState.RUNNING, JobState.DEAD}),
+    JobState.RUNNING: frozenset(
+        {JobState.COMPLETED, JobState.FAILED, JobState.DEAD, JobState.PENDING}
+    ),
+    JobState.COMPLETED: frozenset(),
+    JobState.DEAD: frozenset({JobState.PENDING}),
+}
+
+MAX_ID_LENGTH = 128
+MAX_COMMAND_LENGTH = 1 << 20
+PRIORITY_RANGE = (-(2**31), 2**31 - 1)
+MAX_RETRIES_LIMIT = 1000
+SPEC_KEYS = ("id", "command", "priority", "max_retries", "timeout", "run_at", "delay")
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    command: str
+    state: JobState
+    priority: int
+    attempts: int
+    max_retries: int
+    timeout: float | None
+    cwd: str
+    run_at: float
+    created_at: float
+    updated_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    exit_code: int | None = None
+    last_error: str | None = None
+    worker_id: str | None = None
+    lease_until: float | None = None
+    cancelled: bool = False
+    token: str | None = None
+    run_number: int = 0
+
+
+@dataclass(frozen=True)
+class Run:
+    """One attempt of a job, with where and how it ended."""
+
+    job_id: str
+    attempt: int
+    started_at: float
+    finished_at: float | None
+    exit_code: int | None
+    signal: str | None
+    outcome: str | None
+    error: str | None
+    worker: str | None
+    host: str | None
+    output_bytes: int = 0
+    dropped_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A validated job spec, ready to be stored."""
+
+    command: str
+    id: str | None = None
+    priority: int = 0
+    max_retries: int | None = None
+    timeout: float | None = None
+    run_at: float | None = None
+    delay: float | None = None
+    cwd: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def new_job_id() -> str:
+    """A short, unique, URL-safe id."""
+    return secrets.token_urlsafe(6)
+
+
+def validate_id(value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput("id must be a string")
+    if not value:
+        raise InvalidInput("id must not be empty")
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidInput(f"id is {len(value)} characters long; at most {MAX_ID_LENGTH} allowed")
+    for ch in value:
+        if ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+            raise InvalidInput(
+                f"id must not contain whitespace or control characters (found U+{ord(ch):04X})"
+            )
+    return value
+
+
+def _int_field(spec: dict, key: str, low: int, high: int) -> int | None:
+    value = spec.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer() and math.isfinite(value):
+            value = int(value)
+        else:
+            raise InvalidInput(f"{key} must be a whole number")
+    if not low <= value <= high:
+        raise InvalidInput(f"{key} must be between {low} and {high}")
+    return value
+
+
+def validate_spec(spec: object) -> NewJob:
+    """Turn a decoded JSON value (or flag values in a dict) into a NewJob, or raise InvalidInput."""
+    if not isinstance(spec, dict):
+        raise InvalidInput("a job spec must be a JSON object, e.g. {\"command\": \"echo hi\"}")
+    unknown = [k for k in spec if k not in SPEC_KEYS]
+    if unknown:
+        raise InvalidInput(
+            f"unknown key {str(unknown[0])[:40]!r} (allowed: {', '.join(SPEC_KEYS)})"
+        )
+    command = spec.get("command")
+    if command is None:
+        raise InvalidInput("command is required")
+    if not isinstance(command, str):
+        raise InvalidInput("command must be a string")
+    if not command.strip():
+        raise InvalidInput("command must not be empty")
+    if "\x00" in command:
+        raise InvalidInput("command must not contain NUL characters")
+    if len(command) > MAX_COMMAND_LENGTH:
+        raise InvalidInput(f"command is longer than {MAX_COMMAND_LENGTH} characters")
+    job_id = spec.get("id")
+    if job_id is not None:
+        job_id = validate_id(job_id)
+    priority = _int_field(spec, "priority", *PRIORITY_RANGE)
+    max_retries = _int_field(spec, "max_retries", 0, MAX_RETRIES_LIMIT)
+    timeout = spec.get("timeout")
+    if timeout is not None:
+        timeout = parse_duration(timeout, "timeout")
+        if timeout <= 0:
+            raise InvalidInput("timeout must be greater than 0")
+    run_at = spec.get("run_at")
+    delay = spec.get("delay")
+    if run_at is not None and delay is not None:
+        raise InvalidInput("give run_at or delay, not both")
+    if run_at is not None:
+        run_at = parse_iso(run_at, "run_at")
+    if delay is not None:
+        delay = parse_duration(delay, "delay")
+    return NewJob(
+        command=command, id=job_id, priority=priority or 0, max_retries=max_retries,
+        timeout=timeout, run_at=run_at, delay=delay,
+    )
+
+
+def _reject_constant(name: str) -> Any:
+    raise InvalidInput(f"{name} is not allowed in a job spec")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    result: dict = {}
+    for key, value in pairs:
+        if key in result:
+            raise InvalidInput(f"duplicate key {key[:40]!r}")
+        result[key] = value
+    return result
+
+
+def parse_spec_json(text: str) -> NewJob:
+    """Decode and validate one JSON job spec; every failure is an InvalidInput."""
+    try:
+        value = json.loads(
+            text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates
+        )
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise InvalidInput("invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # e.g. integers longer than Python's digit limit
+        raise InvalidInput(f"invalid JSON: {str(exc).splitlines()[0][:120]}") from None
+    return validate_spec(value)

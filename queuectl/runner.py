@@ -1,0 +1,377 @@
+"""Run one shell command: capture its output, enforce its timeout, and kill all it started."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from .output import STDERR, STDOUT, OutputCapture
+
+SHELL = "/bin/sh"
+MARKER_VAR = "QUEUECTL_JOB_ID"
+READ_SIZE = 64 * 1024
+# After the shell exits, how long to keep reading output its leftovers still write.
+LINGER = 0.05
+_PR_SET_CHILD_SUBREAPER = 36
+_PR_GET_CHILD_SUBREAPER = 37
+
+
+def signal_name(n: int) -> str:
+    """"SIGSEGV" for 11 (or -11, as a returncode gives it); "SIGRTMIN+3" or "SIG99" otherwise."""
+    n = abs(n)
+    try:
+        return signal.Signals(n).name
+    except ValueError:
+        rtmin = getattr(signal, "SIGRTMIN", None)
+        rtmax = getattr(signal, "SIGRTMAX", None)
+        if rtmin is not None and rtmax is not None and rtmin < n < rtmax:
+            return f"SIGRTMIN+{n - int(rtmin)}"
+        return f"SIG{n}"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    exit_code: int | None  # None when killed by a signal or when it could not start
+    signal: str | None  # e.g. "SIGSEGV"
+    timed_out: bool
+    stopped: str | None  # the reason tick() returned that made us kill it
+    error: str | None  # why it could not start
+    duration: float  # monotonic seconds
+    timeout: float | None = None  # the limit it ran under, for describe()
+
+    @property
+    def ok(self) -> bool:
+        return (self.exit_code == 0 and self.signal is None and not self.timed_out
+                and self.stopped is None and self.error is None)
+
+    def describe(self) -> str:
+        """A one-line account of how the run ended, for a person."""
+        if self.error is not None:
+            return self.error
+        if self.stopped is not None:
+            return f"stopped: {self.stopped}"
+        if self.timed_out:
+            return f"timed out after {self.timeout:g} s" if self.timeout is not None else "timed out"
+        if self.signal is not None:
+            return f"killed by {self.signal}"
+        if self.exit_code == 127:
+            return "command not found (exit 127)"
+        if self.exit_code == 126:
+            return "not executable (exit 126)"
+        return f"exit code {self.exit_code}"
+
+
+def _start_error(exc: Exception, cwd: str | None) -> str:
+    if isinstance(exc, OSError) and cwd is not None and exc.filename == cwd:
+        if isinstance(exc, FileNotFoundError):
+            return f"cannot start: working directory {cwd} does not exist"
+        if isinstance(exc, NotADirectoryError):
+            return f"cannot start: working directory {cwd} is not a directory"
+        if isinstance(exc, PermissionError):
+            return f"cannot start: working directory {cwd}: permission denied"
+        return f"cannot start: working directory {cwd}: {exc.strerror}"
+    if isinstance(exc, OSError) and exc.filename:
+        return f"cannot start: {exc.filename}: {exc.strerror}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"cannot start: {exc.strerror}"
+    return f"cannot start: {exc}"
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is gone, or only processes we may not signal remain in it
+
+
+def _has_exited(pid: int) -> bool:
+    """True once the child is a zombie; does not reap it, so its pid (= its pgid) stays ours."""
+    return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+
+
+def run_command(
+    command: str, *, cwd: str, env: dict[str, str] | None, timeout: float | None,
+    capture: OutputCapture, tick: Callable[[], str | None] | None = None,
+    tick_interval: float = 0.25, kill_grace: float = 2.0,
+) -> RunResult:
+    """Run `/bin/sh -c command` in its own session and wait for it, feeding `capture`.
+
+    `tick()` is called at least every `tick_interval` s while it runs; a non-None return stops
+    the run. Timeout or stop: SIGTERM to the process group, SIGKILL after `kill_grace` s. Once
+    the shell has exited, what is left of its group is killed. When this process is a child
+    subreaper, leftovers that escaped the group are killed too, see reap_orphans().
+    """
+    if tick is not None and tick_interval <= 0:
+        raise ValueError("tick_interval must be > 0")
+    start = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            [SHELL, "-c", command], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0, start_new_session=True,
+        )
+    except (OSError, ValueError) as exc:
+        return RunResult(None, None, False, None, _start_error(exc, cwd),
+                         time.monotonic() - start, timeout)
+    marker = (os.environ if env is None else env).get(MARKER_VAR)
+    try:
+        timed_out, stopped = _supervise(proc, capture, start, timeout, tick, tick_interval,
+                                        kill_grace)
+    finally:
+        # Also on an exception from tick() or capture: nothing of the job may outlive the call.
+        _killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+        if is_subreaper():
+            _reap_children(marker, kill=marker is not None)
+    code = proc.returncode
+    return RunResult(
+        exit_code=code if code >= 0 else None,
+        signal=signal_name(code) if code < 0 else None,
+        timed_out=timed_out, stopped=stopped, error=None,
+        duration=time.monotonic() - start, timeout=timeout,
+    )
+
+
+def _supervise(proc, capture, start, timeout, tick, tick_interval, kill_grace):
+    """The wait loop; returns (timed_out, stopped) once the shell has exited (not yet reaped)
+    and the rest of its group was killed."""
+    pid = proc.pid
+    sel = selectors.PollSelector() if hasattr(selectors, "PollSelector") else \
+        selectors.DefaultSelector()
+    streams = {proc.stdout.fileno(): STDOUT, proc.stderr.fileno(): STDERR}
+    for fd, stream in streams.items():
+        os.set_blocking(fd, False)
+        sel.register(fd, selectors.EVENT_READ, stream)
+    pidfd = None
+    if hasattr(os, "pidfd_open"):
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            pidfd = None  # no pidfd in this kernel: poll for the exit instead
+        else:
+            sel.register(pidfd, selectors.EVENT_READ, None)
+    notified = pidfd is not None  # the pidfd will wake us when the shell exits
+    deadline = None if timeout is None else start + max(0.0, timeout)
+    next_tick = None if tick is None else start + tick_interval
+    timed_out, stopped = False, None
+    kill_at = None  # set once SIGTERM was sent
+    killed = False
+    exited_at = None
+    poll_wait = 0.0005
+    try:
+        while True:
+            now = time.monotonic()
+            if next_tick is not None and now >= next_tick:
+                reason = tick()
+                now = time.monotonic()
+                next_tick = now + tick_interval
+                if reason is not None and kill_at is None and exited_at is None:
+                    stopped, kill_at = reason, now + kill_grace
+                    _terminate(pid)
+            if deadline is not None and now >= deadline and kill_at is None \
+                    and exited_at is None:
+                timed_out, kill_at = True, now + kill_grace
+                _terminate(pid)
+            if kill_at is not None and not killed and now >= kill_at:
+                killed = True
+                _killpg(pid, signal.SIGKILL)
+            if exited_at is None and not notified and _has_exited(pid):
+                exited_at = now
+            wake = [next_tick]
+            if exited_at is not None:
+                # Leftovers get a moment to flush, or their grace when we are terminating them.
+                linger_end = kill_at if kill_at is not None and not killed else exited_at + LINGER
+                if not streams or now >= linger_end:
+                    break
+                wake.append(linger_end)
+            else:
+                if kill_at is None:
+                    wake.append(deadline)
+                elif not killed:
+                    wake.append(kill_at)
+                if not notified:
+                    wake.append(now + poll_wait)
+                    poll_wait = min(poll_wait * 2, 0.05)
+            wake = [t for t in wake if t is not None]
+            for key, _ in sel.select(max(0.0, min(wake) - now) if wake else None):
+                if key.data is None:
+                    sel.unregister(pidfd)
+                    notified = False  # it fired: confirm with waitid on the next pass
+                    poll_wait = 0.0005
+                else:
+                    _read(key.fd, key.data, capture, sel, streams)
+        _killpg(pid, signal.SIGKILL)
+        for fd in list(streams):  # what the leftovers wrote before they died
+            for _ in range(16):
+                if not _read(fd, streams[fd], capture, sel, streams):
+                    break
+        return timed_out, stopped
+    finally:
+        sel.close()
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+def _read(fd, stream, capture, sel, streams) -> bool:
+    """One read into the capture; False when nothing was read (EOF or would block)."""
+    try:
+        data = os.read(fd, READ_SIZE)
+    except BlockingIOError:
+        return False
+    if data:
+        capture.feed(stream, data)
+        return True
+    sel.unregister(fd)
+    del streams[fd]
+    return False
+
+
+def _terminate(pgid: int) -> None:
+    _killpg(pgid, signal.SIGTERM)
+    _killpg(pgid, signal.SIGCONT)  # a stopped process only acts on SIGTERM once continued
+
+
+_libc = None
+
+
+def _prctl(option: int, arg: object) -> int | None:
+    """prctl(option, arg) via libc; None where there is no prctl."""
+    global _libc
+    if not sys.platform.startswith("linux"):
+        return None
+    if _libc is None:
+        try:
+            _libc = ctypes.CDLL(None, use_errno=True)
+        except OSError:
+            return None
+    prctl = getattr(_libc, "prctl", None)
+    if prctl is None:
+        return None
+    zero = ctypes.c_ulong(0)
+    return prctl(ctypes.c_int(option), arg, zero, zero, zero)
+
+
+def become_subreaper() -> bool:
+    """Make this process the reaper of its orphaned descendants (Linux); False if unavailable.
+
+    A job that escapes its process group (setsid, double fork) is then re-parented to us when
+    its parent dies, rather than to init, so reap_orphans() can still find and kill it.
+    """
+    return _prctl(_PR_SET_CHILD_SUBREAPER, ctypes.c_ulong(1)) == 0
+
+
+def is_subreaper() -> bool:
+    """Whether this process is a child subreaper."""
+    value = ctypes.c_int(0)
+    return _prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(value)) == 0 and value.value != 0
+
+
+def reap_orphans(job_id: str | None = None) -> None:
+    """SIGKILL and reap orphaned job processes that were re-parented to this subreaper.
+
+    Only direct children are considered, so no pid can be recycled under us. A live child is
+    killed only when its /proc environ carries QUEUECTL_JOB_ID (equal to `job_id` when given):
+    every job process inherits it unless it rewrote its environment. Zombie children (whose
+    environ can no longer be read) are all reaped: the worker runs one job at a time and starts
+    no other processes, so any zombie child it has is an orphan. Does nothing when this process
+    is not a subreaper, since then orphans go to init and every child of ours is tracked.
+    """
+    if is_subreaper():
+        _reap_children(job_id, kill=True, any_marker=job_id is None)
+
+
+def _reap_children(job_id: str | None, *, kill: bool, any_marker: bool = False) -> None:
+    want = f"{MARKER_VAR}={job_id}".encode() if job_id is not None else None
+    prefix = f"{MARKER_VAR}=".encode()
+    for _ in range(8):  # killing an intermediate re-parents its children to us: look again
+        doomed = []
+        for pid in _child_pids():
+            state = _proc_state(pid)
+            if state is None:
+                continue
+            if state in ("Z", "X"):
+                _reap(pid)
+            elif kill:
+                entries = _environ(pid)
+                if (want in entries) if not any_marker else \
+                        any(e.startswith(prefix) for e in entries):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except PermissionError:
+                        continue  # a setuid program we may not signal
+                    doomed.append(pid)
+        if not doomed:
+            return
+        _reap_all(doomed, time.monotonic() + 1.0)
+
+
+def _child_pids() -> list[int]:
+    me = os.getpid()
+    try:
+        pids = []
+        for tid in os.listdir(f"/proc/{me}/task"):
+            with open(f"/proc/{me}/task/{tid}/children", "rb") as f:
+                pids.extend(int(p) for p in f.read().split())
+        return pids
+    except FileNotFoundError:
+        pass  # no per-task children lists in this kernel: scan every process
+    pids = []
+    for name in os.listdir("/proc"):
+        if name.isdigit() and _proc_ppid(int(name)) == me:
+            pids.append(int(name))
+    return pids
+
+
+def _stat_fields(pid: int) -> list[bytes] | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return data[data.rindex(b")") + 2:].split()  # the command name may hold spaces and ')'
+
+
+def _proc_state(pid: int) -> str | None:
+    fields = _stat_fields(pid)
+    return fields[0].decode() if fields else None
+
+
+def _proc_ppid(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    return int(fields[1]) if fields else None
+
+
+def _environ(pid: int) -> list[bytes]:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return f.read().split(b"\0")
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return []  # exited meanwhile, or not ours to read: not a job process we may kill
+
+
+def _reap(pid: int) -> bool:
+    """Reap a child if it has exited; True once it is gone."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True  # already reaped elsewhere
+    return done != 0
+
+
+def _reap_all(pids: list[int], until: float) -> None:
+    """Reap killed children, waiting for them up to `until` (monotonic)."""
+    pause = 0.0005
+    while pids:
+        pids = [p for p in pids if not _reap(p)]
+        if not pids or time.monotonic() >= until:
+            return
+        time.sleep(pause)
+        pause = min(pause * 2, 0.02)

@@ -1,0 +1,168 @@
+"""The SQLite schema and its migrations, and the checks that refuse a file that is not ours."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from ..errors import StoreUnusable
+
+APPLICATION_ID = 0x51554531  # "QUE1"
+SCHEMA_VERSION = 1
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+_V1 = """
+CREATE TABLE jobs (
+    seq          INTEGER PRIMARY KEY,
+    id           TEXT NOT NULL UNIQUE,
+    command      TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    priority     INTEGER NOT NULL DEFAULT 0,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    max_retries  INTEGER NOT NULL,
+    timeout      REAL,
+    cwd          TEXT NOT NULL,
+    run_at       REAL NOT NULL,
+    created_at   REAL NOT NULL,
+    updated_at   REAL NOT NULL,
+    started_at   REAL,
+    finished_at  REAL,
+    exit_code    INTEGER,
+    last_error   TEXT,
+    worker_id    TEXT,
+    token        TEXT,
+    lease_until  REAL,
+    rescues      INTEGER NOT NULL DEFAULT 0,
+    cancel       INTEGER NOT NULL DEFAULT 0,
+    cancelled    INTEGER NOT NULL DEFAULT 0,
+    runs         INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX jobs_ready ON jobs (priority DESC, run_at, seq) WHERE state IN ('pending', 'failed');
+CREATE INDEX jobs_due ON jobs (run_at) WHERE state IN ('pending', 'failed');
+CREATE INDEX jobs_state_updated ON jobs (state, updated_at);
+CREATE INDEX jobs_lease ON jobs (lease_until) WHERE state = 'running';
+
+CREATE TABLE runs (
+    id           INTEGER PRIMARY KEY,
+    job_id       TEXT NOT NULL,
+    attempt      INTEGER NOT NULL,
+    started_at   REAL NOT NULL,
+    finished_at  REAL,
+    exit_code    INTEGER,
+    signal       TEXT,
+    outcome      TEXT,
+    error        TEXT,
+    worker       TEXT,
+    host         TEXT,
+    output_bytes INTEGER NOT NULL DEFAULT 0,
+    dropped      INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (job_id, attempt)
+);
+
+CREATE TABLE output (
+    run_id  INTEGER NOT NULL,
+    part    INTEGER NOT NULL,  -- 0 head, 1 tail
+    seq     INTEGER NOT NULL,
+    stream  INTEGER NOT NULL,  -- 1 stdout, 2 stderr
+    data    BLOB NOT NULL,
+    PRIMARY KEY (run_id, part, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE workers (
+    id           TEXT PRIMARY KEY,
+    pid          INTEGER NOT NULL,
+    host         TEXT NOT NULL,
+    started_at   REAL NOT NULL,
+    heartbeat_at REAL NOT NULL,
+    job_id       TEXT,
+    stop         INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE config (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE counts (
+    state TEXT PRIMARY KEY,
+    n     INTEGER NOT NULL
+);
+INSERT INTO counts (state, n) VALUES
+    ('pending', 0), ('running', 0), ('completed', 0), ('failed', 0), ('dead', 0);
+CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs BEGIN
+    UPDATE counts SET n = n + 1 WHERE state = NEW.state;
+END;
+CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs BEGIN
+    UPDATE counts SET n = n - 1 WHERE state = OLD.state;
+END;
+CREATE TRIGGER jobs_count_update AFTER UPDATE OF state ON jobs WHEN OLD.state <> NEW.state BEGIN
+    UPDATE counts SET n = n - 1 WHERE state = OLD.state;
+    UPDATE counts SET n = n + 1 WHERE state = NEW.state;
+END;
+"""
+
+MIGRATIONS: dict[int, str] = {1: _V1}
+
+
+def check_header(path: str) -> bool:
+    """True when the file is empty or absent (a new store); raise when it is not SQLite."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return True
+    if not head:
+        return True
+    if head != SQLITE_HEADER:
+        raise StoreUnusable(f"{path} is not a queuectl store (not an SQLite database)")
+    return False
+
+
+def inspect(conn: sqlite3.Connection, path: str) -> int:
+    """The store's schema version (0 for a new, empty database); refuse foreign or newer files."""
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if app_id == 0:
+        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        if tables or version:
+            raise StoreUnusable(f"{path} is an SQLite database of another program, not a queuectl store")
+        return 0
+    if app_id != APPLICATION_ID:
+        raise StoreUnusable(f"{path} is an SQLite database of another program, not a queuectl store")
+    if version > SCHEMA_VERSION:
+        raise StoreUnusable(
+            f"{path} was written by a newer queuectl (schema {version}, this one knows "
+            f"{SCHEMA_VERSION}); upgrade queuectl"
+        )
+    return version
+
+
+def migrate(conn: sqlite3.Connection, current: int) -> None:
+    """Bring the schema to SCHEMA_VERSION in one transaction (all steps or none)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Re-read inside the write lock: another process may have migrated meanwhile.
+        current = conn.execute("PRAGMA user_version").fetchone()[0]
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            for statement in _statements(MIGRATIONS[version]):
+                conn.execute(statement)
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into statements (triggers keep their inner semicolons)."""
+    out: list[str] = []
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            if buf.strip():
+                out.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        out.append(buf.strip())
+    return out

@@ -1,0 +1,469 @@
+"""The SQLite store: one file in WAL mode, every state change one short guarded transaction."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+from typing import Iterable, Sequence
+
+from ..backoff import next_step, retry_delay
+from ..errors import Conflict, InvalidInput, JobNotFound
+from ..models import WAITING, Job, JobState, NewJob, Run, new_job_id
+from .base import (RESCUE_LIMIT, Control, Outcome, Output, RetryPolicy, Status,
+                   Store, WorkerInfo)
+from .sqlite_conn import open_connection, translated, write
+
+JOB_COLUMNS = (
+    "id, command, state, priority, attempts, max_retries, timeout, cwd, run_at, created_at, "
+    "updated_at, started_at, finished_at, exit_code, last_error, worker_id, lease_until, "
+    "cancelled, token, runs"
+)
+RUN_COLUMNS = (
+    "job_id, attempt, started_at, finished_at, exit_code, signal, outcome, error, worker, host, "
+    "output_bytes, dropped"
+)
+_CLAIM = f"""
+UPDATE jobs SET state = 'running', attempts = attempts + 1, runs = runs + 1, worker_id = ?,
+    token = ?, lease_until = ?, started_at = ?, updated_at = ?, finished_at = NULL,
+    exit_code = NULL, cancel = 0
+WHERE seq = (
+    SELECT seq FROM jobs WHERE state IN ('pending', 'failed') AND run_at <= ?
+    ORDER BY priority DESC, run_at, seq LIMIT 1
+)
+RETURNING {JOB_COLUMNS}
+"""
+_ORDER_WAITING = "ORDER BY priority DESC, run_at, seq"
+_ORDER_RECENT = "ORDER BY updated_at DESC, seq DESC"
+
+
+def _job(row: Sequence) -> Job:
+    return Job(
+        id=row[0], command=row[1], state=JobState(row[2]), priority=row[3], attempts=row[4],
+        max_retries=row[5], timeout=row[6], cwd=row[7], run_at=row[8], created_at=row[9],
+        updated_at=row[10], started_at=row[11], finished_at=row[12], exit_code=row[13],
+        last_error=row[14], worker_id=row[15], lease_until=row[16], cancelled=bool(row[17]),
+        token=row[18], run_number=row[19],
+    )
+
+
+def _run(row: Sequence) -> Run:
+    return Run(*row)
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern that matches `text` literally anywhere (escape character: backslash)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+class SQLiteStore(Store):
+    def __init__(self, path: str, *, durability: str = "full") -> None:
+        self.path = os.path.abspath(os.path.expanduser(path))
+        self.location = self.path
+        self.bell_path = self.path + "-bell"
+        self._conn = open_connection(self.path, durability=durability)
+
+    # -- plumbing
+    def close(self) -> None:
+        self._conn.close()
+
+    def _write(self):
+        return write(self._conn, self.path)
+
+    def _read(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        with translated(self.path):
+            return self._conn.execute(sql, params).fetchall()
+
+    def ring(self) -> None:
+        """Touch the doorbell file so idle workers wake (see wake.py)."""
+        try:
+            os.utime(self.bell_path)
+        except FileNotFoundError:
+            fd = os.open(self.bell_path, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+        except OSError:
+            pass  # wake-ups are an optimisation: workers poll as well
+
+    # -- config
+    def config_items(self) -> dict[str, str]:
+        return dict(self._read("SELECT key, value FROM config ORDER BY key"))
+
+    def config_set(self, key: str, value: str) -> None:
+        with self._write() as c:
+            c.execute("INSERT INTO config (key, value) VALUES (?, ?) "
+                      "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+        self.ring()
+
+    def config_unset(self, key: str) -> bool:
+        with self._write() as c:
+            changed = c.execute("DELETE FROM config WHERE key = ?", (key,)).rowcount
+        return bool(changed)
+
+    # -- enqueue
+    def enqueue(self, jobs: Sequence[NewJob], *, now: float, default_max_retries: int,
+                default_cwd: str) -> list[str]:
+        given = [j.id for j in jobs if j.id is not None]
+        if len(set(given)) != len(given):
+            seen: set[str] = set()
+            dup = next(i for i in given if i in seen or seen.add(i))
+            raise Conflict(f"job id {dup!r} appears twice in the input")
+        ids = [j.id or new_job_id() for j in jobs]
+        for _ in range(5):
+            rows = [
+                (jid, j.command, j.priority,
+                 default_max_retries if j.max_retries is None else j.max_retries, j.timeout,
+                 j.cwd or default_cwd,
+                 j.run_at if j.run_at is not None else now + (j.delay or 0.0), now, now)
+                for jid, j in zip(ids, jobs)
+            ]
+            try:
+                with self._write() as c:
+                    c.executemany(
+                        "INSERT INTO jobs (id, command, state, priority, max_retries, timeout, "
+                        "cwd, run_at, created_at, updated_at) "
+                        "VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)", rows)
+            except sqlite3.IntegrityError:
+                taken = self._existing(ids)
+                clash = [i for i in given if i in taken]
+                if clash:
+                    raise Conflict(f"job id {clash[0]!r} already exists") from None
+                ids = [new_job_id() if (j.id is None and i in taken) else i
+                       for i, j in zip(ids, jobs)]
+                continue
+            self.ring()
+            return ids
+        raise Conflict("could not generate unique job ids")  # pragma: no cover
+
+    def _existing(self, ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):
+            part = ids[start:start + 500]
+            marks = ",".join("?" * len(part))
+            found.update(r[0] for r in self._read(f"SELECT id FROM jobs WHERE id IN ({marks})", part))
+        return found
+
+    # -- reads
+    def get(self, job_id: str) -> Job:
+        rows = self._read(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+        if not rows:
+            raise JobNotFound(f"no job with id {job_id!r}")
+        return _job(rows[0])
+
+    def list_jobs(self, states: Iterable[JobState] | None = None, limit: int | None = 100,
+                  text: str | None = None) -> list[Job]:
+        wanted = list(dict.fromkeys(states or JobState))
+        where_text, params_text = "", []
+        if text:
+            where_text = " AND (id LIKE ? ESCAPE '\\' OR command LIKE ? ESCAPE '\\')"
+            params_text = [like_pattern(text)] * 2
+        groups: list[tuple[list[JobState], str]] = []
+        if JobState.RUNNING in wanted:
+            groups.append(([JobState.RUNNING], _ORDER_RECENT))
+        waiting = [s for s in wanted if s in WAITING]
+        if waiting:
+            groups.append((waiting, _ORDER_WAITING))
+        for state in (JobState.COMPLETED, JobState.DEAD):
+            if state in wanted:
+                groups.append(([state], _ORDER_RECENT))
+        out: list[Job] = []
+        for group, order in groups:
+            remaining = -1 if limit is None else limit - len(out)
+            if remaining == 0:
+                break
+            marks = ",".join("?" * len(group))
+            rows = self._read(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ({marks}){where_text} "
+                f"{order} LIMIT ?", [s.value for s in group] + params_text + [remaining])
+            out.extend(_job(r) for r in rows)
+        return out
+
+    def runs(self, job_id: str) -> list[Run]:
+        self.get(job_id)
+        rows = self._read(f"SELECT {RUN_COLUMNS} FROM runs WHERE job_id = ? ORDER BY attempt",
+                          (job_id,))
+        return [_run(r) for r in rows]
+
+    def output(self, job_id: str, attempt: int | None = None) -> Output | None:
+        job = self.get(job_id)
+        if attempt is None:
+            attempt = job.run_number
+            if attempt == 0:
+                return None
+        rows = self._read(f"SELECT id, {RUN_COLUMNS} FROM runs WHERE job_id = ? AND attempt = ?",
+                          (job_id, attempt))
+        if not rows:
+            raise InvalidInput(
+                f"job {job_id!r} has no attempt {attempt}"
+                + (f" (it has attempts 1 to {job.run_number})" if job.run_number else
+                   " (it has not run yet)"))
+        run_id, run = rows[0][0], _run(rows[0][1:])
+        chunks = self._read("SELECT part, stream, data FROM output WHERE run_id = ? "
+                            "ORDER BY part, seq", (run_id,))
+        tail_start = sum(1 for part, _, _ in chunks if part == 0)
+        return Output(run=run, chunks=[(s, bytes(d)) for _, s, d in chunks], tail_start=tail_start)
+
+    def status(self, now: float, worker_timeout: float) -> Status:
+        counts = {JobState(s): n for s, n in self._read("SELECT state, n FROM counts")}
+        workers = self._read("SELECT count(*) FROM workers WHERE heartbeat_at >= ?",
+                             (now - worker_timeout,))[0][0]
+        first = self.next_due(now)
+        recent = self._read(
+            "SELECT count(*) FROM jobs WHERE state IN ('completed', 'dead') AND updated_at >= ?",
+            (now - 60,))[0][0]
+        oldest = now - first if first is not None and first <= now else None
+        nxt = first if first is not None and first > now else None
+        return Status(counts=counts, workers=workers, oldest_waiting_age=oldest,
+                      finished_last_minute=recent, next_due=nxt)
+
+    def next_due(self, now: float) -> float | None:
+        rows = self._read("SELECT run_at FROM jobs WHERE state IN ('pending', 'failed') "
+                          "ORDER BY run_at LIMIT 1")
+        return rows[0][0] if rows else None
+
+    # -- people's actions
+    def _check_ids(self, c: sqlite3.Connection, ids: Sequence[str]) -> dict[str, JobState]:
+        states: dict[str, JobState] = {}
+        for job_id in ids:
+            row = c.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                raise JobNotFound(f"no job with id {job_id!r}")
+            states[job_id] = JobState(row[0])
+        return states
+
+    def retry_dead(self, ids: Sequence[str] | None, *, now: float) -> list[str]:
+        reset = ("state = 'pending', attempts = 0, rescues = 0, cancel = 0, cancelled = 0, "
+                 "run_at = ?, updated_at = ?, finished_at = NULL, worker_id = NULL, token = NULL, "
+                 "lease_until = NULL, last_error = NULL, exit_code = NULL")
+        with self._write() as c:
+            if ids is None:
+                done = [r[0] for r in c.execute(
+                    f"UPDATE jobs SET {reset} WHERE state = 'dead' RETURNING id", (now, now))]
+            else:
+                ids = list(dict.fromkeys(ids))
+                for job_id, state in self._check_ids(c, ids).items():
+                    if state is not JobState.DEAD:
+                        raise Conflict(f"job {job_id!r} is {state.value}, not dead; only dead jobs can be retried")
+                for job_id in ids:
+                    c.execute(f"UPDATE jobs SET {reset} WHERE id = ? AND state = 'dead'",
+                              (now, now, job_id))
+                done = list(ids)
+        if done:
+            self.ring()
+        return done
+
+    def _delete_jobs(self, c: sqlite3.Connection, where: str, params: Sequence) -> int:
+        c.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
+        c.execute("DELETE FROM doomed")
+        c.execute(f"INSERT INTO doomed SELECT id FROM jobs WHERE {where}", params)
+        c.execute("DELETE FROM output WHERE run_id IN "
+                  "(SELECT r.id FROM runs r JOIN doomed d ON r.job_id = d.id)")
+        c.execute("DELETE FROM runs WHERE job_id IN (SELECT id FROM doomed)")
+        n = c.execute("DELETE FROM jobs WHERE id IN (SELECT id FROM doomed)").rowcount
+        c.execute("DELETE FROM doomed")
+        return n
+
+    def purge_dead(self) -> int:
+        with self._write() as c:
+            return self._delete_jobs(c, "state = 'dead'", ())
+
+    def prune(self, *, before: float, states: Sequence[JobState]) -> int:
+        marks = ",".join("?" * len(states))
+        with self._write() as c:
+            return self._delete_jobs(c, f"state IN ({marks}) AND updated_at < ?",
+                                     [s.value for s in states] + [before])
+
+    def cancel(self, ids: Sequence[str], *, now: float) -> dict[str, str]:
+        result: dict[str, str] = {}
+        with self._write() as c:
+            ids = list(dict.fromkeys(ids))
+            for job_id, state in self._check_ids(c, ids).items():
+                if state in (JobState.COMPLETED, JobState.DEAD):
+                    raise Conflict(f"job {job_id!r} is already {state.value}; nothing to cancel")
+            for job_id in ids:
+                cur = c.execute(
+                    "UPDATE jobs SET state = 'dead', cancelled = 1, last_error = 'cancelled', "
+                    "updated_at = ?, finished_at = ? "
+                    "WHERE id = ? AND state IN ('pending', 'failed')", (now, now, job_id))
+                if cur.rowcount:
+                    result[job_id] = "cancelled"
+                else:
+                    c.execute("UPDATE jobs SET cancel = 1 WHERE id = ? AND state = 'running'",
+                              (job_id,))
+                    result[job_id] = "cancelling"
+        self.ring()
+        return result
+
+    # -- workers
+    def register_worker(self, worker_id: str, pid: int, host: str, now: float) -> None:
+        with self._write() as c:
+            c.execute("INSERT OR REPLACE INTO workers (id, pid, host, started_at, heartbeat_at) "
+                      "VALUES (?, ?, ?, ?, ?)", (worker_id, pid, host, now, now))
+
+    def unregister_worker(self, worker_id: str) -> None:
+        with self._write() as c:
+            c.execute("DELETE FROM workers WHERE id = ?", (worker_id,))
+
+    def workers(self) -> list[WorkerInfo]:
+        rows = self._read("SELECT id, pid, host, started_at, heartbeat_at, job_id, stop "
+                          "FROM workers ORDER BY started_at, id")
+        return [WorkerInfo(*r) for r in rows]
+
+    def heartbeat(self, worker_id: str, now: float) -> int | None:
+        with self._write() as c:
+            row = c.execute("UPDATE workers SET heartbeat_at = ? WHERE id = ? RETURNING stop",
+                            (now, worker_id)).fetchone()
+        return None if row is None else row[0]
+
+    def request_stop(self, mode: int, worker_ids: Sequence[str] | None = None) -> int:
+        with self._write() as c:
+            if worker_ids is None:
+                n = c.execute("UPDATE workers SET stop = max(stop, ?)", (mode,)).rowcount
+            else:
+                n = sum(c.execute("UPDATE workers SET stop = max(stop, ?) WHERE id = ?",
+                                  (mode, w)).rowcount for w in worker_ids)
+        self.ring()
+        return n
+
+    def _claim(self, c: sqlite3.Connection, worker_id: str, now: float, lease: float) -> Job | None:
+        token = secrets.token_hex(8)
+        row = c.execute(_CLAIM, (worker_id, token, now + lease, now, now, now)).fetchone()
+        if row is None:
+            return None
+        job = _job(row)
+        c.execute("INSERT INTO runs (job_id, attempt, started_at, worker, host) "
+                  "VALUES (?, ?, ?, ?, (SELECT host FROM workers WHERE id = ?))",
+                  (job.id, job.run_number, now, worker_id, worker_id))
+        c.execute("UPDATE workers SET job_id = ?, heartbeat_at = ? WHERE id = ?",
+                  (job.id, now, worker_id))
+        return job
+
+    def claim(self, worker_id: str, *, now: float, lease: float) -> Job | None:
+        with self._write() as c:
+            return self._claim(c, worker_id, now, lease)
+
+    def _store_output(self, c: sqlite3.Connection, job: Job,
+                      head: Sequence[tuple[int, bytes]],
+                      tail: tuple[Sequence[tuple[int, bytes]], int] | None) -> None:
+        if not head and tail is None:
+            return
+        run_id = c.execute("SELECT id FROM runs WHERE job_id = ? AND attempt = ?",
+                           (job.id, job.run_number)).fetchone()[0]
+        if head:
+            start = c.execute("SELECT coalesce(max(seq) + 1, 0) FROM output "
+                              "WHERE run_id = ? AND part = 0", (run_id,)).fetchone()[0]
+            c.executemany("INSERT INTO output (run_id, part, seq, stream, data) VALUES (?, 0, ?, ?, ?)",
+                          [(run_id, start + i, s, d) for i, (s, d) in enumerate(head)])
+        total = "(SELECT coalesce(sum(length(data)), 0) FROM output WHERE run_id = ?)"
+        if tail is not None:
+            c.execute("DELETE FROM output WHERE run_id = ? AND part = 1", (run_id,))
+            c.executemany("INSERT INTO output (run_id, part, seq, stream, data) VALUES (?, 1, ?, ?, ?)",
+                          [(run_id, i, s, d) for i, (s, d) in enumerate(tail[0])])
+            c.execute(f"UPDATE runs SET dropped = ?, output_bytes = {total} + ? WHERE id = ?",
+                      (tail[1], run_id, tail[1], run_id))
+        else:
+            c.execute(f"UPDATE runs SET output_bytes = {total} + dropped WHERE id = ?",
+                      (run_id, run_id))
+
+    def renew(self, job: Job, *, now: float, lease: float,
+              head: Sequence[tuple[int, bytes]] = (),
+              tail: tuple[Sequence[tuple[int, bytes]], int] | None = None) -> Control:
+        with self._write() as c:
+            row = c.execute("UPDATE jobs SET lease_until = ? "
+                            "WHERE id = ? AND state = 'running' AND token = ? RETURNING cancel",
+                            (now + lease, job.id, job.token)).fetchone()
+            if row is None:
+                return Control(lease_lost=True, cancel=False, stop=0)
+            self._store_output(c, job, head, tail)
+            w = c.execute("UPDATE workers SET heartbeat_at = ? WHERE id = ? RETURNING stop",
+                          (now, job.worker_id)).fetchone()
+        return Control(lease_lost=False, cancel=bool(row[0]), stop=w[0] if w else 0)
+
+    def finish(self, job: Job, outcome: Outcome, *, now: float, policy: RetryPolicy,
+               head: Sequence[tuple[int, bytes]] = (),
+               tail: tuple[Sequence[tuple[int, bytes]], int] | None = None,
+               claim_next: str | None = None, lease: float = 0.0) -> tuple[bool, Job | None]:
+        retry_scheduled = False
+        with self._write() as c:
+            if outcome.give_back:
+                sets = ("state = 'pending', attempts = attempts - 1, run_at = ?",
+                        [now], "interrupted")
+            elif outcome.ok:
+                sets = ("state = 'completed', finished_at = ?, exit_code = ?, last_error = NULL",
+                        [now, outcome.exit_code], "completed")
+            elif outcome.cancelled:
+                sets = ("state = 'dead', cancelled = 1, finished_at = ?, exit_code = ?, "
+                        "last_error = ?", [now, outcome.exit_code, f"cancelled ({outcome.error})"
+                                           if outcome.error else "cancelled"], "cancelled")
+            elif next_step(job.attempts, job.max_retries) == "retry":
+                delay = retry_delay(job.attempts, policy.base, policy.cap, policy.jitter)
+                sets = ("state = 'failed', run_at = ?, exit_code = ?, last_error = ?",
+                        [now + delay, outcome.exit_code, outcome.error], "failed")
+                retry_scheduled = True
+            else:
+                sets = ("state = 'dead', finished_at = ?, exit_code = ?, last_error = ?",
+                        [now, outcome.exit_code, outcome.error], "failed")
+            clause, params, run_outcome = sets
+            cur = c.execute(
+                f"UPDATE jobs SET {clause}, updated_at = ?, worker_id = NULL, token = NULL, "
+                f"lease_until = NULL WHERE id = ? AND state = 'running' AND token = ?",
+                params + [now, job.id, job.token])
+            if cur.rowcount != 1:
+                c.execute("ROLLBACK")
+                return False, None
+            self._store_output(c, job, head, tail)
+            c.execute("UPDATE runs SET finished_at = ?, exit_code = ?, signal = ?, outcome = ?, "
+                      "error = ? WHERE job_id = ? AND attempt = ?",
+                      (now, outcome.exit_code, outcome.signal, run_outcome, outcome.error,
+                       job.id, job.run_number))
+            c.execute("UPDATE workers SET job_id = NULL, heartbeat_at = ? WHERE id = ?",
+                      (now, job.worker_id))
+            nxt = self._claim(c, claim_next, now, lease) if claim_next else None
+        if retry_scheduled or outcome.give_back:
+            self.ring()
+        return True, nxt
+
+    def rescue(self, *, now: float, policy: RetryPolicy,
+               worker_ids: Sequence[str] | None = None, stale_before: float | None = None) -> list[str]:
+        dead_workers = list(worker_ids or ())
+        rescued: list[str] = []
+        with self._write() as c:
+            marks = ",".join("?" * len(dead_workers))
+            by_worker = f" OR worker_id IN ({marks})" if dead_workers else ""
+            rows = c.execute(
+                f"SELECT {JOB_COLUMNS}, rescues, cancel FROM jobs WHERE state = 'running' "
+                f"AND (lease_until < ?{by_worker})", [now] + dead_workers).fetchall()
+            for row in rows:
+                job, rescues, cancel = _job(row[:-2]), row[-2] + 1, row[-1]
+                error = f"worker {job.worker_id} lost (lease expired)"
+                if job.worker_id in dead_workers:
+                    error = f"worker {job.worker_id} died"
+                if cancel:
+                    state, when, last = "dead", None, "cancelled"
+                elif rescues >= RESCUE_LIMIT:
+                    state, when = "dead", None
+                    last = f"{error}; its runs were lost {rescues} times, moved to the DLQ"
+                elif next_step(job.attempts, job.max_retries) == "retry":
+                    delay = retry_delay(job.attempts, policy.base, policy.cap, policy.jitter)
+                    state, when, last = "failed", now + delay, error
+                else:
+                    state, when, last = "dead", None, error
+                c.execute(
+                    "UPDATE jobs SET state = ?, run_at = coalesce(?, run_at), last_error = ?, "
+                    "rescues = ?, cancelled = ?, updated_at = ?, "
+                    "finished_at = CASE WHEN ? = 'dead' THEN ? END, worker_id = NULL, "
+                    "token = NULL, lease_until = NULL "
+                    "WHERE id = ? AND state = 'running' AND token = ?",
+                    (state, when, last, rescues, cancel, now, state, now, job.id, job.token))
+                c.execute("UPDATE runs SET finished_at = ?, outcome = 'lost', error = ? "
+                          "WHERE job_id = ? AND attempt = ? AND finished_at IS NULL",
+                          (now, error, job.id, job.run_number))
+                rescued.append(job.id)
+            if dead_workers:
+                c.execute(f"DELETE FROM workers WHERE id IN ({marks})", dead_workers)
+            if stale_before is not None:
+                c.execute("DELETE FROM workers WHERE heartbeat_at < ?",
+                          (stale_before,))
+        if rescued:
+            self.ring()
+        return rescued
