@@ -142,6 +142,9 @@ class Store(ABC):
               tail: tuple[Sequence[tuple[int, bytes]], int] | None = None) -> Control:
         """Extend a running job's lease and store its new output, in one transaction."""
     @abstractmethod
+    def control(self, job: Job) -> Control:
+        """Read (without writing) whether a running job was cancelled, lost, or its worker told to stop."""
+    @abstractmethod
     def finish(self, job: Job, outcome: Outcome, *, now: float, policy: RetryPolicy,
                head: Sequence[tuple[int, bytes]] = (),
                tail: tuple[Sequence[tuple[int, bytes]], int] | None = None,

@@ -12,6 +12,7 @@ from ..errors import Conflict, InvalidInput, JobNotFound
 from ..models import WAITING, Job, JobState, NewJob, Run, new_job_id
 from .base import (RESCUE_LIMIT, Control, Outcome, Output, RetryPolicy, Status,
                    Store, WorkerInfo)
+from ..bell import ring
 from .sqlite_conn import open_connection, translated, write
 
 JOB_COLUMNS = (
@@ -77,13 +78,7 @@ class SQLiteStore(Store):
 
     def ring(self) -> None:
         """Touch the doorbell file so idle workers wake (see wake.py)."""
-        try:
-            os.utime(self.bell_path)
-        except FileNotFoundError:
-            fd = os.open(self.bell_path, os.O_CREAT | os.O_WRONLY, 0o600)
-            os.close(fd)
-        except OSError:
-            pass  # wake-ups are an optimisation: workers poll as well
+        ring(self.bell_path)
 
     # -- config
     def config_items(self) -> dict[str, str]:
@@ -379,6 +374,14 @@ class SQLiteStore(Store):
                           (now, job.worker_id)).fetchone()
         return Control(lease_lost=False, cancel=bool(row[0]), stop=w[0] if w else 0)
 
+    def control(self, job: Job) -> Control:
+        rows = self._read("SELECT j.cancel, j.state = 'running' AND j.token IS ?, "
+                          "(SELECT stop FROM workers WHERE id = ?) FROM jobs j WHERE j.id = ?",
+                          (job.token, job.worker_id, job.id))
+        if not rows or not rows[0][1]:
+            return Control(lease_lost=True, cancel=False, stop=0)
+        return Control(lease_lost=False, cancel=bool(rows[0][0]), stop=rows[0][2] or 0)
+
     def finish(self, job: Job, outcome: Outcome, *, now: float, policy: RetryPolicy,
                head: Sequence[tuple[int, bytes]] = (),
                tail: tuple[Sequence[tuple[int, bytes]], int] | None = None,
@@ -409,8 +412,7 @@ class SQLiteStore(Store):
                 f"lease_until = NULL WHERE id = ? AND state = 'running' AND token = ?",
                 params + [now, job.id, job.token])
             if cur.rowcount != 1:
-                c.execute("ROLLBACK")
-                return False, None
+                return False, None  # stale claim: the guarded UPDATE changed nothing
             self._store_output(c, job, head, tail)
             c.execute("UPDATE runs SET finished_at = ?, exit_code = ?, signal = ?, outcome = ?, "
                       "error = ? WHERE job_id = ? AND attempt = ?",

@@ -1,0 +1,221 @@
+"""A pool of worker processes: start, watch, replace, scale, pause and stop them.
+
+Used by `queuectl worker start` (in the foreground, owning Ctrl+C) and by the console. Children
+are started with an explicit `spawn` context (never fork: the console has threads), each opens
+its own store connection, and signals carry stop requests: SIGTERM = warm stop (finish the
+running job), SIGUSR1 = cold stop (kill it and give the job back).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import secrets
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .config import resolve
+from .store import open_store
+from .worker import PAUSE, RUN, dead_local_workers, host_name, policy_of, worker_main
+
+SUPERVISE_EVERY = 0.2
+
+
+@dataclass
+class Child:
+    id: str
+    process: multiprocessing.process.BaseProcess
+    control: object
+    busy: object
+    retiring: bool = False
+    started: float = field(default_factory=time.monotonic)
+
+
+class Pool:
+    """N worker processes over one store."""
+
+    def __init__(self, location: str, count: int, *, burst: bool = False, quiet: bool = False,
+                 log: Callable[[str], None] | None = None) -> None:
+        self.location = location
+        self.size = count
+        self.burst = burst
+        self.quiet = quiet
+        self.log = log or (lambda line: None)
+        self.paused = False
+        self.stopping = False
+        self.cold = False
+        self._ctx = multiprocessing.get_context("spawn")
+        self._children: list[Child] = []
+        self._store = None
+        self._restarts: list[float] = []
+
+    # -- starting
+    def start(self) -> None:
+        """Rescue jobs of dead local workers at once, then start the workers."""
+        self._store = open_store(self.location)
+        dead = dead_local_workers(self._store, host_name())
+        if dead:
+            settings = resolve(self._store.config_items())[0]
+            rescued = self._store.rescue(now=time.time(), policy=policy_of(settings),
+                                         worker_ids=dead)
+            if rescued:
+                self.log(f"rescued {len(rescued)} job(s) left by workers that died")
+        for _ in range(self.size):
+            self._spawn()
+
+    def _spawn(self) -> Child:
+        worker_id = "w-" + secrets.token_hex(3)
+        control = self._ctx.Value("i", PAUSE if self.paused else RUN, lock=False)
+        busy = self._ctx.Value("i", 0, lock=False)
+        process = self._ctx.Process(
+            target=worker_main, name=f"queuectl-worker-{worker_id}",
+            args=(self.location, worker_id),
+            kwargs={"burst": self.burst, "quiet": self.quiet, "control": control,
+                    "busy": busy, "parent_pid": os.getpid()},
+        )
+        process.start()
+        child = Child(worker_id, process, control, busy)
+        self._children.append(child)
+        return child
+
+    # -- queries
+    def worker_ids(self) -> list[str]:
+        return [c.id for c in self._children if c.process.is_alive()]
+
+    def pids(self) -> list[int]:
+        return [c.process.pid for c in self._children if c.process.pid]
+
+    def busy(self) -> int:
+        return sum(1 for c in self._children if c.process.is_alive() and c.busy.value)
+
+    def alive(self) -> int:
+        return sum(1 for c in self._children if c.process.is_alive())
+
+    # -- changes
+    def scale(self, n: int) -> None:
+        """Grow or shrink to n workers; removed workers finish their running job first."""
+        self.size = max(0, n)
+        active = [c for c in self._children if not c.retiring and c.process.is_alive()]
+        while len(active) < self.size and not self.stopping:
+            active.append(self._spawn())
+        for child in sorted(active, key=lambda c: c.busy.value)[self.size:]:
+            child.retiring = True
+            self._signal(child, signal.SIGTERM)
+
+    def pause(self) -> None:
+        self.paused = True
+        self._set_control(PAUSE)
+
+    def resume(self) -> None:
+        self.paused = False
+        self._set_control(RUN)
+
+    def _set_control(self, value: int) -> None:
+        for child in self._children:
+            child.control.value = value
+            self._signal(child, signal.SIGUSR2)
+
+    def _signal(self, child: Child, sig: int) -> None:
+        if child.process.pid and child.process.is_alive():
+            try:
+                os.kill(child.process.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def request_stop(self, cold: bool = False) -> None:
+        self.stopping = True
+        self.cold = self.cold or cold
+        for child in self._children:
+            self._signal(child, signal.SIGUSR1 if cold else signal.SIGTERM)
+
+    # -- watching
+    def supervise(self) -> None:
+        """Reap exited children; replace crashed ones and rescue their jobs at once."""
+        for child in list(self._children):
+            if child.process.is_alive():
+                continue
+            child.process.join(0)
+            self._children.remove(child)
+            code = child.process.exitcode
+            if code == 0 or child.retiring or self.stopping:
+                if code == 0 and not child.retiring and not self.stopping and not self.burst:
+                    self.log(f"worker {child.id} stopped on request; stopping the pool")
+                    self.request_stop()
+                continue
+            how = f"signal {-code}" if code is not None and code < 0 else f"exit {code}"
+            self.log(f"worker {child.id} died ({how}); starting a replacement")
+            self._rescue([child.id])
+            now = time.monotonic()
+            self._restarts = [t for t in self._restarts if now - t < 10] + [now]
+            if len(self._restarts) > 5 * max(1, self.size):
+                self.log("workers keep dying; waiting a moment before restarting")
+                time.sleep(1.0)
+            self._spawn()
+
+    def _rescue(self, worker_ids: list[str]) -> None:
+        if self._store is None:
+            return
+        try:
+            settings = resolve(self._store.config_items())[0]
+            self._store.rescue(now=time.time(), policy=policy_of(settings), worker_ids=worker_ids)
+        except Exception as exc:  # noqa: BLE001 - the lease expiry rescues it later anyway
+            self.log(f"could not rescue jobs of {', '.join(worker_ids)} now: {exc}")
+
+    def stop(self, cold: bool = False, timeout: float | None = None) -> None:
+        """Stop every worker (warm: let running jobs finish) and wait for them to exit."""
+        self.request_stop(cold)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while any(c.process.is_alive() for c in self._children):
+            if deadline is not None and time.monotonic() > deadline and not self.cold:
+                self.request_stop(cold=True)
+                deadline = time.monotonic() + 5
+            elif deadline is not None and time.monotonic() > deadline:
+                for child in self._children:
+                    self._signal(child, signal.SIGKILL)
+                break
+            time.sleep(0.05)
+        for child in self._children:
+            child.process.join(1)
+        self._rescue([c.id for c in self._children if c.process.exitcode not in (0, None)])
+        self._children.clear()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def run(self) -> int:
+        """Run in the foreground until stopped: first Ctrl+C/SIGTERM warm, second cold."""
+        interrupts = 0
+
+        def on_signal(signum, frame):
+            nonlocal interrupts
+            interrupts += 1
+            if interrupts == 1:
+                busy = self.busy()
+                self.log(f"warm stop: waiting for {busy} running job(s) to finish "
+                         "(Ctrl+C again to kill them and give them back)")
+                self.request_stop()
+            else:
+                self.log("cold stop: killing running jobs and giving them back")
+                self.request_stop(cold=True)
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self.start()
+            while self._children:
+                self.supervise()
+                if self.burst and not self._children:
+                    break
+                time.sleep(SUPERVISE_EVERY)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.stop(cold=self.cold, timeout=None if not self.cold else 10)
+        return 0
+
+
+def log_to_stderr(line: str) -> None:
+    sys.stderr.write(time.strftime("%H:%M:%S") + " " + line + "\n")
+    sys.stderr.flush()

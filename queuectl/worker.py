@@ -1,0 +1,380 @@
+"""One worker process: claim a job, run it, record the result; sleep until woken when idle.
+
+`Worker.run_once(now)` does one step and can be driven by tests with their own clock;
+`worker_main` is the module-level entry point the pool starts in a child process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from .config import Settings, resolve
+from .durations import format_duration
+from .errors import QueueError, StoreBusy, StoreIOError
+from .models import Job, JobState
+from .output import OutputCapture
+from .runner import MARKER_VAR, become_subreaper, reap_orphans, run_command
+from .sanitize import one_line
+from .store import open_store
+from .store.base import (STOP_COLD, STOP_NONE, STOP_WARM, Outcome, RetryPolicy,
+                         Store)
+
+RENEW_EVERY = 0.5  # seconds between output flushes / cancel checks of a running job
+TICK = 0.1
+STORE_RETRY_MAX = 2.0
+
+# Control values a pool writes into a worker's shared control cell.
+RUN, PAUSE = 0, 1
+
+
+def host_name() -> str:
+    return socket.gethostname()
+
+
+def pid_alive(pid: int) -> bool:
+    """True when `pid` is a live queuectl worker process on this host."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read()
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return state not in (b"Z", b"X") and (b"multiprocessing" in cmdline or b"queuectl" in cmdline)
+
+
+def dead_local_workers(store: Store, host: str) -> list[str]:
+    """Ids of worker rows from this host whose process is gone (found without waiting for leases)."""
+    return [w.id for w in store.workers() if w.host == host and not pid_alive(w.pid)]
+
+
+def policy_of(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(base=settings.backoff_base, cap=settings.backoff_max,
+                       jitter=settings.backoff_jitter)
+
+
+@dataclass
+class Flags:
+    """Set by signal handlers and the pool; read by the loop."""
+
+    warm_stop: bool = False
+    cold_stop: bool = False
+
+
+class Worker:
+    """Claims and runs jobs one at a time for one worker id."""
+
+    def __init__(self, store: Store, worker_id: str, *, settings: Settings,
+                 log: Callable[[str], None] | None = None,
+                 paused: Callable[[], bool] = lambda: False,
+                 set_busy: Callable[[bool], None] = lambda busy: None,
+                 parent_pid: int | None = None) -> None:
+        self.store = store
+        self.id = worker_id
+        self.settings = settings
+        self.policy = policy_of(settings)
+        self.flags = Flags()
+        self.log = log or (lambda line: None)
+        self.paused = paused
+        self.set_busy = set_busy
+        self.parent_pid = parent_pid
+        self.host = host_name()
+        self._next_job: Job | None = None
+        self.last_heartbeat = 0.0
+        self.last_rescue = 0.0
+
+    # -- lifecycle
+    def register(self, now: float) -> None:
+        self.store.register_worker(self.id, os.getpid(), self.host, now)
+
+    def unregister(self) -> None:
+        self._retry(lambda: self.store.unregister_worker(self.id))
+
+    @property
+    def stopping(self) -> bool:
+        return self.flags.warm_stop or self.flags.cold_stop
+
+    def orphaned(self) -> bool:
+        return self.parent_pid is not None and os.getppid() != self.parent_pid
+
+    # -- one step
+    def run_once(self, now: float | None = None) -> Job | None:
+        """Claim (or take the already-claimed next) job and run it; return it, or None if idle."""
+        now = time.time() if now is None else now
+        job, self._next_job = self._next_job, None
+        if job is None:
+            if self.stopping or self.paused():
+                return None
+            job = self._retry(lambda: self.store.claim(self.id, now=now, lease=self.settings.lease))
+            if job is None:
+                return None
+        self._run(job)
+        return job
+
+    def housekeeping(self, now: float) -> None:
+        """Heartbeat, notice stop requests, and rescue jobs of dead workers."""
+        if now - self.last_heartbeat >= min(self.settings.lease / 3, 2.0):
+            stop = self._retry(lambda: self.store.heartbeat(self.id, now))
+            if stop is None:  # our row was cleaned up while we were frozen: come back
+                self.register(now)
+            elif stop == STOP_WARM:
+                self.flags.warm_stop = True
+            elif stop == STOP_COLD:
+                self.flags.cold_stop = True
+            self.last_heartbeat = now
+        if now - self.last_rescue >= self.settings.lease / 2:
+            self.rescue(now)
+        if self.orphaned():
+            self.log("supervisor is gone; stopping")
+            self.flags.warm_stop = True
+
+    def rescue(self, now: float) -> list[str]:
+        dead = self._retry(lambda: dead_local_workers(self.store, self.host))
+        rescued = self._retry(lambda: self.store.rescue(
+            now=now, policy=self.policy, worker_ids=dead,
+            stale_before=now - 4 * self.settings.lease))
+        for job_id in rescued:
+            self.log(f"rescued job {one_line(job_id, 40)} (its worker was lost)")
+        self.last_rescue = now
+        return rescued
+
+    # -- running one job
+    def _run(self, job: Job) -> None:
+        self.set_busy(True)
+        started = time.monotonic()
+        self.log(f"start {one_line(job.id, 40)} (attempt {job.attempts}): {one_line(job.command, 60)}")
+        _fault("after_claim")
+        capture = OutputCapture(self.settings.output_limit)
+        pending_head: list[tuple[int, bytes]] = []
+        last_renew = time.monotonic()
+        last_lease = time.monotonic()
+
+        def take_output(force_tail: bool = False):
+            pending_head.extend(capture.take_head())
+            tail = capture.tail_snapshot() if (capture.tail_dirty or force_tail) else None
+            return list(pending_head), tail
+
+        def tick() -> str | None:
+            nonlocal last_renew, last_lease
+            if self.flags.cold_stop:
+                return "worker stopped (cold stop)"
+            if self.orphaned():
+                self.flags.warm_stop = True
+            mono = time.monotonic()
+            if mono - last_renew < RENEW_EVERY:
+                return None
+            last_renew = mono
+            try:
+                head, tail = take_output()
+                if head or tail is not None or mono - last_lease >= self.settings.lease / 3:
+                    control = self.store.renew(job, now=time.time(), lease=self.settings.lease,
+                                               head=head, tail=tail)
+                    pending_head.clear()
+                    last_lease = mono
+                else:
+                    control = self.store.control(job)
+            except (StoreBusy, StoreIOError) as exc:
+                self.log(f"store unavailable while {one_line(job.id, 40)} runs: {exc}")
+                return None
+            if control.lease_lost:
+                return "lease lost"
+            if control.cancel:
+                return "cancelled"
+            if control.stop == STOP_COLD:
+                self.flags.cold_stop = True
+                return "worker stopped (cold stop)"
+            if control.stop == STOP_WARM:
+                self.flags.warm_stop = True
+            return None
+
+        env = dict(os.environ)
+        env[MARKER_VAR] = job.id
+        env["QUEUECTL_ATTEMPT"] = str(job.run_number)
+        env.pop("QUEUECTL_FAULT", None)
+        timeout = job.timeout if job.timeout is not None else self.settings.job_timeout
+        result = run_command(job.command, cwd=job.cwd, env=env, timeout=timeout,
+                             capture=capture, tick=tick, tick_interval=TICK)
+        reap_orphans(job.id)
+        _fault("before_finish")
+        if result.stopped == "lease lost":
+            self.log(f"lost the lease of {one_line(job.id, 40)}; its result is discarded")
+            self.set_busy(False)
+            return
+        if result.stopped == "cancelled":
+            outcome = Outcome(ok=False, cancelled=True, exit_code=result.exit_code,
+                              signal=result.signal, error="cancelled while running")
+        elif result.stopped is not None:
+            outcome = Outcome(ok=False, give_back=True, error="interrupted by a cold stop")
+        elif result.ok:
+            outcome = Outcome(ok=True, exit_code=0)
+        else:
+            outcome = Outcome(ok=False, exit_code=result.exit_code, signal=result.signal,
+                              error=result.describe())
+        head, tail = take_output(force_tail=capture.dropped > 0)
+        more = not (self.stopping or self.paused() or self.orphaned())
+        recorded, nxt = self._retry(lambda: self.store.finish(
+            job, outcome, now=time.time(), policy=self.policy, head=head, tail=tail,
+            claim_next=self.id if more else None, lease=self.settings.lease))
+        self._next_job = nxt
+        took = format_duration(time.monotonic() - started)
+        if not recorded:
+            self.log(f"{one_line(job.id, 40)} was taken over by another worker; result discarded")
+        else:
+            self.log(f"{self._describe(job, outcome)} {one_line(job.id, 40)} in {took}"
+                     + ("" if outcome.ok else f": {one_line(outcome.error, 80)}"))
+        self.set_busy(nxt is not None)
+
+    def _describe(self, job: Job, outcome: Outcome) -> str:
+        if outcome.ok:
+            return "completed"
+        if outcome.cancelled:
+            return "cancelled"
+        if outcome.give_back:
+            return "gave back"
+        return "failed" if job.attempts <= job.max_retries else "dead"
+
+    def _retry(self, action):
+        """Run a store action, waiting out a busy or briefly failing store instead of crashing."""
+        delay = 0.05
+        while True:
+            try:
+                return action()
+            except (StoreBusy, StoreIOError) as exc:
+                if self.flags.cold_stop and delay >= STORE_RETRY_MAX:
+                    raise
+                self.log(f"store unavailable, retrying in {delay:.1f}s: {exc}")
+                time.sleep(delay)
+                delay = min(delay * 2, STORE_RETRY_MAX)
+
+
+def _fault(point: str) -> None:
+    """Test-only crash points: QUEUECTL_FAULT=after_claim or before_finish kills this worker."""
+    if os.environ.get("QUEUECTL_FAULT") == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _logger(worker_id: str, quiet: bool) -> Callable[[str], None]:
+    if quiet:
+        return lambda line: None
+
+    def log(line: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        try:
+            sys.stderr.write(f"{stamp} {worker_id} {line}\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+    return log
+
+
+def serve(worker: Worker, *, burst: bool, wake_fd: int | None = None) -> None:
+    """The worker loop: run jobs while there are any; otherwise sleep until woken."""
+    from .wake import Doorbell
+
+    bell = Doorbell(worker.store.bell_path) if hasattr(worker.store, "bell_path") else None
+    fds = (wake_fd,) if wake_fd is not None else ()
+    try:
+        while not worker.flags.cold_stop:
+            now = time.time()
+            worker.housekeeping(now)
+            if worker.stopping:
+                break
+            if bell is not None:
+                bell.clear()
+            if worker.run_once(now) is not None:
+                continue
+            if burst and not worker.paused() and not _work_in_flight(worker):
+                break
+            due = worker._retry(lambda: worker.store.next_due(time.time()))
+            wait = worker.settings.poll_interval
+            if due is not None:
+                wait = min(wait, max(0.0, due - time.time()))
+            wait = min(wait, 1.0)
+            if bell is not None:
+                bell.wait(wait, fds)
+            else:
+                time.sleep(wait)
+            _drain(wake_fd)
+    finally:
+        if bell is not None:
+            bell.close()
+
+
+def _work_in_flight(worker: Worker) -> bool:
+    """Whether a job is running or waiting for a retry (a burst waits for those, not for
+    jobs delayed into the future)."""
+    counts = worker._retry(lambda: worker.store.status(time.time(), worker.settings.lease).counts)
+    return bool(counts.get(JobState.RUNNING) or counts.get(JobState.FAILED))
+
+
+def _drain(fd: int | None) -> None:
+    if fd is None:
+        return
+    try:
+        while os.read(fd, 512):
+            pass
+    except (BlockingIOError, OSError):
+        pass
+
+
+def worker_main(location: str, worker_id: str, *, burst: bool = False, quiet: bool = False,
+                control=None, busy=None, parent_pid: int | None = None) -> None:
+    """Entry point of a worker child process (module level so `spawn` can import it)."""
+    if quiet:
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C belongs to the supervisor
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+    os.set_blocking(write_fd, False)
+    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    log = _logger(worker_id, quiet)
+    try:
+        store = open_store(location, durability="normal")
+        settings = resolve(store.config_items())[0]
+        if settings.durability == "full":
+            store.close()
+            store = open_store(location, durability="full")
+    except QueueError as exc:
+        log(f"cannot open the store: {exc}")
+        sys.exit(3)
+    worker = Worker(
+        store, worker_id, settings=settings, log=log,
+        paused=(lambda: control is not None and control.value == PAUSE),
+        set_busy=(lambda b: setattr(busy, "value", int(b)) if busy is not None else None),
+        parent_pid=parent_pid,
+    )
+
+    def on_term(signum, frame):
+        worker.flags.warm_stop = True
+
+    def on_cold(signum, frame):
+        worker.flags.cold_stop = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGUSR1, on_cold)
+    signal.signal(signal.SIGUSR2, lambda s, f: None)  # a nudge: re-check the control cell
+    become_subreaper()
+    worker.register(time.time())
+    try:
+        worker.rescue(time.time())
+        serve(worker, burst=burst, wake_fd=read_fd)
+    finally:
+        worker.unregister()
+        store.close()
+
+
+__all__ = ["Worker", "worker_main", "serve", "RUN", "PAUSE", "JobState"]
