@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-import secrets
+import os
 import unicodedata
 from dataclasses import dataclass, field
 from enum import Enum
@@ -111,9 +111,17 @@ class NewJob:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+_ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32: no i, l, o, u
+
+
 def new_job_id() -> str:
-    """A short, unique, URL-safe id."""
-    return secrets.token_urlsafe(6)
+    """A short, URL-safe id (10 characters, 50 random bits) that never looks like an option."""
+    n = int.from_bytes(os.urandom(7), "big") >> 6
+    chars = []
+    for _ in range(10):
+        n, r = divmod(n, 32)
+        chars.append(_ID_ALPHABET[r])
+    return "".join(chars)
 
 
 def validate_id(value: object) -> str:
@@ -165,6 +173,10 @@ def validate_spec(spec: object) -> NewJob:
         raise InvalidInput("command must not contain NUL characters")
     if len(command) > MAX_COMMAND_LENGTH:
         raise InvalidInput(f"command is longer than {MAX_COMMAND_LENGTH} characters")
+    try:
+        command.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput("command must be valid Unicode text (it has a lone surrogate)") from None
     job_id = spec.get("id")
     if job_id is not None:
         job_id = validate_id(job_id)

@@ -80,8 +80,9 @@ class Worker:
                  log: Callable[[str], None] | None = None,
                  paused: Callable[[], bool] = lambda: False,
                  set_busy: Callable[[bool], None] = lambda busy: None,
-                 parent_pid: int | None = None) -> None:
+                 parent_pid: int | None = None, clock: Callable[[], float] = time.time) -> None:
         self.store = store
+        self.clock = clock
         self.id = worker_id
         self.settings = settings
         self.policy = policy_of(settings)
@@ -112,7 +113,7 @@ class Worker:
     # -- one step
     def run_once(self, now: float | None = None) -> Job | None:
         """Claim (or take the already-claimed next) job and run it; return it, or None if idle."""
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         job, self._next_job = self._next_job, None
         if job is None:
             if self.stopping or self.paused():
@@ -179,7 +180,7 @@ class Worker:
             try:
                 head, tail = take_output()
                 if head or tail is not None or mono - last_lease >= self.settings.lease / 3:
-                    control = self.store.renew(job, now=time.time(), lease=self.settings.lease,
+                    control = self.store.renew(job, now=self.clock(), lease=self.settings.lease,
                                                head=head, tail=tail)
                     pending_head.clear()
                     last_lease = mono
@@ -225,7 +226,7 @@ class Worker:
         head, tail = take_output(force_tail=capture.dropped > 0)
         more = not (self.stopping or self.paused() or self.orphaned())
         recorded, nxt = self._retry(lambda: self.store.finish(
-            job, outcome, now=time.time(), policy=self.policy, head=head, tail=tail,
+            job, outcome, now=self.clock(), policy=self.policy, head=head, tail=tail,
             claim_next=self.id if more else None, lease=self.settings.lease))
         self._next_job = nxt
         took = format_duration(time.monotonic() - started)
@@ -287,7 +288,7 @@ def serve(worker: Worker, *, burst: bool, wake_fd: int | None = None) -> None:
     fds = (wake_fd,) if wake_fd is not None else ()
     try:
         while not worker.flags.cold_stop:
-            now = time.time()
+            now = worker.clock()
             worker.housekeeping(now)
             if worker.stopping:
                 break
@@ -297,10 +298,10 @@ def serve(worker: Worker, *, burst: bool, wake_fd: int | None = None) -> None:
                 continue
             if burst and not worker.paused() and not _work_in_flight(worker):
                 break
-            due = worker._retry(lambda: worker.store.next_due(time.time()))
+            due = worker._retry(lambda: worker.store.next_due(worker.clock()))
             wait = worker.settings.poll_interval
             if due is not None:
-                wait = min(wait, max(0.0, due - time.time()))
+                wait = min(wait, max(0.0, due - worker.clock()))
             wait = min(wait, 1.0)
             if bell is not None:
                 bell.wait(wait, fds)
