@@ -93,6 +93,8 @@ class Worker:
         self.parent_pid = parent_pid
         self.host = host_name()
         self._next_job: Job | None = None
+        # The jobs' environment, encoded once (the fault hook is for this process only).
+        self._base_env = {k: v for k, v in os.environb.items() if k != b"QUEUECTL_FAULT"}
         self.last_heartbeat = 0.0
         self.last_rescue = 0.0
 
@@ -139,7 +141,7 @@ class Worker:
             self.rescue(now)
         if self.orphaned():
             self.log("supervisor is gone; stopping")
-            self.flags.warm_stop = True
+            self.flags.cold_stop = True
 
     def rescue(self, now: float) -> list[str]:
         dead = self._retry(lambda: dead_local_workers(self.store, self.host))
@@ -169,10 +171,10 @@ class Worker:
 
         def tick() -> str | None:
             nonlocal last_renew, last_lease
+            if self.orphaned():  # nobody would watch or replace us: give the job back now
+                self.flags.cold_stop = True
             if self.flags.cold_stop:
                 return "worker stopped (cold stop)"
-            if self.orphaned():
-                self.flags.warm_stop = True
             mono = time.monotonic()
             if mono - last_renew < RENEW_EVERY:
                 return None
@@ -200,10 +202,9 @@ class Worker:
                 self.flags.warm_stop = True
             return None
 
-        env = dict(os.environ)
-        env[MARKER_VAR] = job.id
-        env["QUEUECTL_ATTEMPT"] = str(job.run_number)
-        env.pop("QUEUECTL_FAULT", None)
+        env = dict(self._base_env)
+        env[MARKER_VAR.encode()] = job.id.encode()
+        env[b"QUEUECTL_ATTEMPT"] = str(job.run_number).encode()
         timeout = job.timeout if job.timeout is not None else self.settings.job_timeout
         result = run_command(job.command, cwd=job.cwd, env=env, timeout=timeout,
                              capture=capture, tick=tick, tick_interval=TICK)

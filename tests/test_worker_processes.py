@@ -162,17 +162,19 @@ def test_kill_9_of_a_worker_mid_job_is_rescued(db, tmp_path):
         stop(proc)
 
 
-def test_kill_9_of_the_supervisor_workers_stop_and_next_start_rescues(db, tmp_path):
-    job_id = enqueue(db, {"command": "sleep 2", "max_retries": 2})
+def test_kill_9_of_the_supervisor_workers_give_jobs_back_and_exit(db, tmp_path):
+    job_id = enqueue(db, {"command": "sleep 60", "max_retries": 2})
     proc = start_workers(db, "--count", "1")
     pid = wait_for(lambda: _worker_pid(db, job_id), what="worker pid")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    # The orphaned worker notices within ~2 s, finishes its job and exits cleanly.
+    # The orphaned worker notices within ~2 s, kills its job, gives it back and exits.
     wait_for(lambda: not os.path.exists(f"/proc/{pid}") or
              open(f"/proc/{pid}/stat").read().split(")")[1].split()[0] == "Z",
-             timeout=15, what="orphaned worker exit")
-    assert state(db, job_id).state is JobState.COMPLETED
+             timeout=5, what="orphaned worker exit")
+    job = state(db, job_id)
+    assert job.state is JobState.PENDING and job.attempts == 0
+    assert not processes_with_env("QUEUECTL_JOB_ID", job_id)
 
 
 def test_kill_9_of_everything_next_start_reclaims_without_waiting(db, tmp_path):
