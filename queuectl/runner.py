@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Mapping
 
 from .output import STDERR, STDOUT, OutputCapture
 
@@ -24,7 +24,7 @@ _PR_GET_CHILD_SUBREAPER = 37
 
 
 def signal_name(n: int) -> str:
-    """"SIGSEGV" for 11 (or -11, as a returncode gives it); "SIGRTMIN+3" or "SIG99" otherwise."""
+    """The name of signal `n` (or -n, as a returncode gives it): SIGSEGV, SIGRTMIN+3, SIG99."""
     n = abs(n)
     try:
         return signal.Signals(n).name
@@ -97,7 +97,7 @@ def _has_exited(pid: int) -> bool:
 
 
 def run_command(
-    command: str, *, cwd: str, env: dict[str, str] | None, timeout: float | None,
+    command: str, *, cwd: str, env: Mapping[str, str] | Mapping[bytes, bytes] | None, timeout: float | None,
     capture: OutputCapture, tick: Callable[[], str | None] | None = None,
     tick_interval: float = 0.25, kill_grace: float = 2.0,
 ) -> RunResult:
@@ -119,7 +119,7 @@ def run_command(
     except (OSError, ValueError) as exc:
         return RunResult(None, None, False, None, _start_error(exc, cwd),
                          time.monotonic() - start, timeout)
-    marker = (os.environ if env is None else env).get(MARKER_VAR)
+    marker = _marker(os.environ if env is None else env)
     try:
         timed_out, stopped = _supervise(proc, capture, start, timeout, tick, tick_interval,
                                         kill_grace)
@@ -140,7 +140,10 @@ def run_command(
     )
 
 
-def _supervise(proc, capture, start, timeout, tick, tick_interval, kill_grace):
+def _supervise(
+    proc: subprocess.Popen, capture: OutputCapture, start: float, timeout: float | None,
+    tick: Callable[[], str | None] | None, tick_interval: float, kill_grace: float,
+) -> tuple[bool, str | None]:
     """The wait loop; returns (timed_out, stopped) once the shell has exited (not yet reaped)
     and the rest of its group was killed."""
     pid = proc.pid
@@ -174,12 +177,18 @@ def _supervise(proc, capture, start, timeout, tick, tick_interval, kill_grace):
                 now = time.monotonic()
                 next_tick = now + tick_interval
                 if reason is not None and kill_at is None and exited_at is None:
-                    stopped, kill_at = reason, now + kill_grace
-                    _terminate(pid)
+                    if _has_exited(pid):  # it ended on its own first: report that
+                        exited_at = now
+                    else:
+                        stopped, kill_at = reason, now + kill_grace
+                        _terminate(pid)
             if deadline is not None and now >= deadline and kill_at is None \
                     and exited_at is None:
-                timed_out, kill_at = True, now + kill_grace
-                _terminate(pid)
+                if _has_exited(pid):
+                    exited_at = now
+                else:
+                    timed_out, kill_at = True, now + kill_grace
+                    _terminate(pid)
             if kill_at is not None and not killed and now >= kill_at:
                 killed = True
                 _killpg(pid, signal.SIGKILL)
@@ -220,7 +229,8 @@ def _supervise(proc, capture, start, timeout, tick, tick_interval, kill_grace):
             os.close(pidfd)
 
 
-def _read(fd, stream, capture, sel, streams) -> bool:
+def _read(fd: int, stream: int, capture: OutputCapture, sel: selectors.BaseSelector,
+          streams: dict[int, int]) -> bool:
     """One read into the capture; False when nothing was read (EOF or would block)."""
     try:
         data = os.read(fd, READ_SIZE)
@@ -288,6 +298,14 @@ def reap_orphans(job_id: str | None = None) -> None:
         _reap_children(job_id, kill=True, any_marker=job_id is None)
 
 
+def _marker(env) -> str | None:
+    """The job id marking this run's processes, from a str or a bytes environment."""
+    value = env.get(MARKER_VAR)
+    if value is None:
+        value = env.get(MARKER_VAR.encode())
+    return os.fsdecode(value) if value is not None else None
+
+
 def _reap_children(job_id: str | None, *, kill: bool, any_marker: bool = False) -> None:
     want = f"{MARKER_VAR}={job_id}".encode() if job_id is not None else None
     prefix = f"{MARKER_VAR}=".encode()
@@ -301,8 +319,7 @@ def _reap_children(job_id: str | None, *, kill: bool, any_marker: bool = False) 
                 _reap(pid)
             elif kill:
                 entries = _environ(pid)
-                if (want in entries) if not any_marker else \
-                        any(e.startswith(prefix) for e in entries):
+                if any(e.startswith(prefix) for e in entries) if any_marker else want in entries:
                     try:
                         os.kill(pid, signal.SIGKILL)
                     except PermissionError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -187,6 +188,26 @@ def test_timeout_applies_after_job_closed_its_output():
     assert result.duration < 2.0
 
 
+def test_stopped_job_is_continued_so_sigterm_works():
+    result, _ = run("trap 'exit 7' TERM; kill -STOP $$", timeout=0.3, kill_grace=5.0)
+    assert result.timed_out and result.exit_code == 7
+    assert result.duration < 3.0
+
+
+def test_without_pidfd_the_exit_is_polled(monkeypatch):
+    monkeypatch.delattr(os, "pidfd_open")
+    mark = marker()
+    try:
+        assert run("exit 4")[0].exit_code == 4
+        result, cap = run("sleep 300 & echo done", env=job_env(mark))
+        assert result.ok and result.duration < 1.5 and per_stream(cap)[STDOUT] == b"done\n"
+        result, _ = run("sleep 300", timeout=0.2, kill_grace=0.3)
+        assert result.timed_out and result.duration < 2.0
+        assert wait_until(lambda: not marked_pids(mark), 3.0)
+    finally:
+        kill_marked(mark)
+
+
 def test_tick_is_called_regularly():
     calls = []
     start = time.monotonic()
@@ -248,10 +269,10 @@ def test_background_child_does_not_hang_the_run():
         kill_marked(mark)
 
 
-def test_background_writer_output_is_captured_until_it_is_killed():
-    result, cap = run("(sleep 0.01; echo late) & echo early")
+def test_output_of_a_leftover_written_just_after_the_shell_exit_is_kept():
+    result, cap = run("echo late & echo early")
     assert result.ok
-    assert per_stream(cap)[STDOUT] == b"early\nlate\n"
+    assert sorted(per_stream(cap)[STDOUT].splitlines()) == [b"early", b"late"]
 
 
 @pytest.mark.parametrize("cwd, message", [
@@ -280,7 +301,8 @@ def test_nul_byte_in_command_is_a_start_error():
 
 
 def test_wall_clock_jumps_do_not_matter(monkeypatch):
-    monkeypatch.setattr(time, "time", lambda: 4e9 if len(os.urandom(1)) else 0)
+    jumps = itertools.cycle([0.0, 4e9, 1e9])
+    monkeypatch.setattr(time, "time", lambda: next(jumps))
     result, _ = run("sleep 5", timeout=0.3, kill_grace=0.3)
     assert result.timed_out and result.duration < 2.0
 
@@ -324,7 +346,7 @@ CHILD = textwrap.dedent("""
     from queuectl.output import OutputCapture
     from queuectl.runner import become_subreaper, is_subreaper, run_command, reap_orphans
     mode, mark = sys.argv[1], sys.argv[2]
-    env = dict(os.environ, QUEUECTL_JOB_ID=mark)
+    env = dict(os.environ, QUEUECTL_JOB_ID=mark, ESCAPED=f"/tmp/{mark}.pid")
     report = {"subreaper": become_subreaper() if mode != "plain" else False}
     report["is_subreaper"] = is_subreaper()
     if mode == "reap":
@@ -337,8 +359,11 @@ CHILD = textwrap.dedent("""
         report["keep_alive"] = keep.poll() is None
         keep.kill(); keep.wait()
     else:
-        res = run_command("setsid sleep 300 & echo started", cwd="/", env=env, timeout=10,
-                          capture=OutputCapture(1000))
+        # the job ends only once the escape has left the session, so the kill is not a race
+        command = ('setsid sh -c "echo \\$\\$ > $ESCAPED; exec sleep 300" & '
+                   'while [ ! -s "$ESCAPED" ]; do sleep 0.01; done; echo started')
+        res = run_command(command, cwd="/", env=env, timeout=10, capture=OutputCapture(1000))
+        os.unlink(env["ESCAPED"])
         report["ok"] = res.ok
         report["duration"] = res.duration
     print(json.dumps(report))

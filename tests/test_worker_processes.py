@@ -181,7 +181,7 @@ def test_kill_9_of_everything_next_start_reclaims_without_waiting(db, tmp_path):
     marker = tmp_path / "ran"
     job_id = enqueue(db, {"command": f"echo x >> {marker}; sleep 30", "max_retries": 2})
     proc = start_workers(db, "--count", "1")
-    pid = wait_for(lambda: _worker_pid(db, job_id), what="worker pid")
+    wait_for(lambda: _worker_pid(db, job_id) and marker.exists(), what="job started")
     os.killpg(proc.pid, signal.SIGKILL)  # supervisor and worker; the job is in its own session
     proc.wait()
     for p in processes_with_env("QUEUECTL_JOB_ID", job_id):
