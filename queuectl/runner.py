@@ -300,10 +300,14 @@ def reap_orphans(job_id: str | None = None) -> None:
 
 def _marker(env) -> str | None:
     """The job id marking this run's processes, from a str or a bytes environment."""
-    value = env.get(MARKER_VAR)
-    if value is None:
-        value = env.get(MARKER_VAR.encode())
-    return os.fsdecode(value) if value is not None else None
+    for key in (MARKER_VAR, MARKER_VAR.encode()):
+        try:
+            value = env.get(key)
+        except TypeError:  # os.environ takes str keys only
+            continue
+        if value is not None:
+            return os.fsdecode(value)
+    return None
 
 
 def _reap_children(job_id: str | None, *, kill: bool, any_marker: bool = False) -> None:
