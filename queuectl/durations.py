@@ -14,7 +14,7 @@ _SIZE_UNITS = {
     "": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 10**6, "mb": 10**6,
     "mib": 2**20, "g": 10**9, "gb": 10**9, "gib": 2**30,
 }
-_SIZE = re.compile(r"^\s*(\d+)\s*([a-zA-Z]*)\s*$")
+_SIZE = re.compile(r"^\s*(\d{1,20})\s*([a-zA-Z]*)\s*$")
 MAX_SECONDS = 10 * 365 * 86400.0
 
 
@@ -23,12 +23,12 @@ def parse_duration(value: object, what: str = "duration") -> float:
     if isinstance(value, bool):
         raise InvalidInput(f"{what} must be a number of seconds or a duration like 30s, 5m, 2h")
     if isinstance(value, (int, float)):
-        seconds = float(value)
+        seconds = float(value) if isinstance(value, float) or abs(value) < 2**63 else math.inf
     elif isinstance(value, str):
         match = _DURATION.match(value)
         if not match:
             raise InvalidInput(
-                f"{what}: {value!r} is not a duration (use seconds or 30s, 5m, 2h, 1d)"
+                f"{what}: {value!r:.40} is not a duration (use seconds or 30s, 5m, 2h, 1d)"
             )
         seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
     else:
@@ -49,10 +49,10 @@ def parse_size(value: object, what: str = "size") -> int:
     elif isinstance(value, str) and (match := _SIZE.match(value)):
         unit = match.group(2).lower()
         if unit not in _SIZE_UNITS:
-            raise InvalidInput(f"{what}: unknown unit {match.group(2)!r} (use B, KB, KiB, MB, MiB, GB, GiB)")
+            raise InvalidInput(f"{what}: unknown unit {match.group(2)!r:.20} (use B, KB, KiB, MB, MiB, GB, GiB)")
         size = int(match.group(1)) * _SIZE_UNITS[unit]
     else:
-        raise InvalidInput(f"{what}: {value!r} is not a size (use bytes or 64KiB, 10MB, 1GiB)")
+        raise InvalidInput(f"{what}: {value!r:.40} is not a size (use bytes or 64KiB, 10MB, 1GiB)")
     if size < 0 or size > 2**40:
         raise InvalidInput(f"{what} must be between 0 and 1 TiB")
     return size
@@ -104,7 +104,12 @@ def parse_iso(value: object, what: str = "run_at") -> float:
     try:
         dt = datetime.fromisoformat(text)
     except ValueError:
-        raise InvalidInput(f"{what}: {value!r} is not an ISO 8601 timestamp") from None
+        raise InvalidInput(f"{what}: {value!r:.40} is not an ISO 8601 timestamp") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
-    return dt.timestamp()
+    ts = dt.timestamp()
+    try:  # an offset (or rounding) can push a year-1 or year-9999 time out of `iso`'s range
+        datetime.fromtimestamp(ts, tz=timezone.utc)
+    except (OverflowError, ValueError, OSError):
+        raise InvalidInput(f"{what}: {value!r:.40} is out of range (years 1 to 9999, UTC)") from None
+    return ts

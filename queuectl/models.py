@@ -224,6 +224,8 @@ def parse_spec_json(text: str) -> NewJob:
         raise InvalidInput(f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise InvalidInput("invalid JSON: nested too deeply") from None
-    except ValueError as exc:  # e.g. integers longer than Python's digit limit
+    except ValueError as exc:
+        if "integer string conversion" in str(exc):  # Python's limit on integer digits
+            raise InvalidInput("invalid JSON: a number has too many digits") from None
         raise InvalidInput(f"invalid JSON: {str(exc).splitlines()[0][:120]}") from None
     return validate_spec(value)
