@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from ..errors import QueueError
+from ..errors import InvalidInput, QueueError
 from ..store import open_store, resolve_location
 
 app = typer.Typer(
@@ -50,6 +50,8 @@ def _global_options(
 
 
 def location() -> str:
+    if GLOBALS.db is not None and not GLOBALS.db.strip():
+        raise InvalidInput("--db: the store location is empty")
     return resolve_location(GLOBALS.db)
 
 
@@ -62,6 +64,11 @@ def fail(message: str, code: int = 1) -> "typer.Exit":
     """Print one error line on stderr and return the Exit to raise."""
     print(f"error: {message}", file=sys.stderr)
     return typer.Exit(code)
+
+
+def _is_surrogate(exc: UnicodeEncodeError) -> bool:
+    return (exc.encoding.replace("-", "").lower() == "utf8"
+            and isinstance(exc.object, str) and 0xD800 <= ord(exc.object[exc.start]) <= 0xDFFF)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,6 +95,19 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         code = 0
+    except UnicodeEncodeError as exc:
+        if debug:
+            raise
+        if _is_surrogate(exc):
+            # An argument held bytes that are not UTF-8 (Python keeps them as lone
+            # surrogates): such text can be neither stored nor matched.
+            print("error: an argument is not valid UTF-8 text "
+                  f"(U+{ord(exc.object[exc.start]):04X})", file=sys.stderr)
+            code = 2
+        else:
+            print(f"error: internal error: {type(exc).__name__}: {exc} "
+                  "(run with --debug for details)", file=sys.stderr)
+            code = 1
     except typer.Abort:
         print("error: aborted", file=sys.stderr)
         code = 1

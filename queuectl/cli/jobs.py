@@ -145,7 +145,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
 
 
 @app.command()
-def show(job_id: str = typer.Argument(..., help="The job's id."),
+def show(job_id: str = typer.Argument(..., metavar="ID", help="The job's id."),
          as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Everything about one job, with one entry per attempt."""
     s = store()
@@ -171,7 +171,7 @@ def show(job_id: str = typer.Argument(..., help="The job's id."),
 
 @app.command()
 def logs(
-    job_id: str = typer.Argument(..., help="The job's id."),
+    job_id: str = typer.Argument(..., metavar="ID", help="The job's id."),
     attempt: Optional[int] = typer.Option(None, "--attempt", "-a", min=1, help="Which attempt (default: the latest)."),
     follow: bool = typer.Option(False, "--follow", "-F", help="Keep printing while the job runs."),
     raw: bool = typer.Option(False, "--raw", help="Exact bytes even on a terminal."),
@@ -183,7 +183,7 @@ def logs(
 
 
 @app.command()
-def cancel(job_ids: List[str] = typer.Argument(..., help="Job ids.")) -> None:
+def cancel(job_ids: List[str] = typer.Argument(..., metavar="ID...", help="Job ids.")) -> None:
     """Cancel jobs: waiting ones go to the DLQ, running ones are killed (then go to the DLQ)."""
     result = store().cancel(job_ids, now=time.time())
     for job_id, what in result.items():
