@@ -1,0 +1,70 @@
+"""The console in a real terminal (tmux): hostile job output must appear literally."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+import json
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+# Job output that would clear the screen, retitle the terminal, colour text and inject Rich
+# markup and a hyperlink if it were interpreted.
+HOSTILE = (r"printf '\033[2J\033[H\033]0;pwned\007\033[31mred?\033[0m [bold]x[/bold] "
+           r"[link=http://x]y[/]\n'")
+QUEUECTL = [sys.executable, "-m", "queuectl"]
+
+
+def test_hostile_output_is_literal_in_a_real_terminal(tmp_path):
+    """The real `queuectl ui` with its own pool runs a job whose output is hostile."""
+    path = str(tmp_path / "q.db")
+    env = dict(os.environ, TERM="xterm-256color", QUEUECTL_DB=path)
+    subprocess.run(QUEUECTL + ["enqueue", "--id", "hostile", "--command", HOSTILE],
+                   check=True, env=env, capture_output=True)
+    socket = f"queuectl-test-{os.getpid()}"
+    tmux = ["tmux", "-L", socket, "-f", "/dev/null"]
+
+    def capture() -> str:
+        return subprocess.run(tmux + ["capture-pane", "-p", "-t", "ui"], capture_output=True,
+                              text=True).stdout
+
+    def wait_for(text: str, timeout: float = 15) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = capture()
+            if text in screen:
+                return screen
+            time.sleep(0.1)
+        raise AssertionError(f"{text!r} not on screen:\n{capture()}")
+
+    subprocess.run(tmux + ["new-session", "-d", "-s", "ui", "-x", "150", "-y", "40",
+                           f"{sys.executable} -m queuectl ui --workers 1"], check=True, env=env)
+    try:
+        wait_for("3 Completed 1")
+        subprocess.run(tmux + ["send-keys", "-t", "ui", "3"], check=True)
+        time.sleep(0.3)
+        subprocess.run(tmux + ["send-keys", "-t", "ui", "Enter"], check=True)
+        screen = wait_for("[bold]x[/bold]")
+        assert "^[[2J^[[H^[]0;pwned^G^[[31mred?^[[0m" in screen
+        assert "[link=http://x]y[/]" in screen
+        assert "job hostile" in screen  # the screen was not cleared by the output
+        subprocess.run(tmux + ["send-keys", "-t", "ui", "Escape"], check=True)
+        wait_for("3 Completed 1")
+        subprocess.run(tmux + ["send-keys", "-t", "ui", "q"], check=True)
+        deadline = time.monotonic() + 10
+        while subprocess.run(tmux + ["has-session", "-t", "ui"],
+                             capture_output=True).returncode == 0:
+            assert time.monotonic() < deadline, "the console did not quit on q"
+            time.sleep(0.1)
+        # Quitting stopped the console's pool: no worker is left registered or running.
+        workers = subprocess.run(QUEUECTL + ["worker", "list", "--json"], env=env,
+                                 capture_output=True, text=True).stdout
+        assert json.loads(workers) == []
+    finally:
+        subprocess.run(tmux + ["kill-server"], capture_output=True)

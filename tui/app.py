@@ -1,0 +1,279 @@
+"""The console app: live panes over a store, actions on jobs, and the app's own worker pool.
+
+Blocking work (store reads and writes, pool changes) runs in thread workers that only post
+messages; handlers on the UI thread apply them. Refreshes never overlap, are throttled to
+`MIN_GAP`, and are triggered by store file changes (watchfiles) or a fallback timer.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+from textual import work
+from textual.app import App
+from textual.screen import Screen
+
+from queuectl.config import resolve
+from queuectl.errors import QueueError
+from queuectl.models import NewJob
+from queuectl.sanitize import one_line
+from queuectl.store.base import Store
+
+from .commands import PoolAndPalette
+from .dialogs import ConfirmScreen, NewJobScreen
+from .help import HelpScreen
+from .live import StoreWatcher
+from .loader import Loader, PoolLike
+from .logviewer import LogScreen
+from .main_screen import MainScreen
+from .messages import (Notice, RefreshDone, RefreshFailed, SnapshotReady, StoreChanged,
+                       plural)
+from .snapshot import Request, Snapshot
+
+MIN_GAP = 0.1  # seconds between refresh starts: at most ~10 refreshes per second
+PANE_LIMIT = 200
+
+__all__ = ["QueueApp", "make_app", "PoolLike"]
+
+
+class QueueApp(PoolAndPalette, App):
+    CSS_PATH = "queuectl.tcss"
+    TITLE = "queuectl"
+
+    def __init__(self, store_factory: Callable[[], Store], *, pool: PoolLike | None,
+                 clock: Callable[[], float] = time.time, location: str,
+                 watch: bool = True, interval: float = 1.0, pane_limit: int = PANE_LIMIT) -> None:
+        super().__init__()
+        self.store_factory = store_factory
+        self.pool = pool
+        self.clock = clock
+        self.location = location
+        self.interval = interval
+        self.pane_limit = pane_limit
+        self.loader = Loader(store_factory, pool=pool, clock=clock, location=location)
+        self.snapshot: Snapshot | None = None
+        self.applied = 0  # snapshots applied (tests wait on it)
+        self.filter_text: str | None = None
+        self.error: str | None = None
+        self._watch = watch
+        self._watcher: StoreWatcher | None = None
+        self._seq = 0
+        self._refresh_busy = False
+        self._refresh_dirty = False
+        self._last_start = 0.0
+        self._pending_timer = None
+        self._loader_lock = threading.Lock()
+        self._action_lock = threading.Lock()
+        self._action_store: Store | None = None
+        self._pool_lock = threading.Lock()
+        self._stopping = False
+
+    def get_default_screen(self) -> Screen:
+        self._main = MainScreen()
+        return self._main
+
+    @property
+    def main(self) -> MainScreen:
+        return self._main
+
+    # -- refreshing
+    def on_mount(self) -> None:
+        if self._watch:
+            self._watcher = StoreWatcher(self.location, lambda: self.post_message(StoreChanged()))
+            self._watcher.start()
+        self.set_interval(self.interval, self.request_refresh)
+        if self.pool is not None and hasattr(self.pool, "supervise"):
+            self.set_interval(1.0, self._supervise)
+        self.request_refresh()
+
+    def on_unmount(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
+        with self._loader_lock:
+            self.loader.close()
+        with self._action_lock:
+            if self._action_store is not None:
+                self._action_store.close()
+                self._action_store = None
+
+    def on_store_changed(self, message: StoreChanged) -> None:
+        self.request_refresh()
+
+    def request_refresh(self) -> None:
+        """Refresh soon: never two at once, never more often than every MIN_GAP seconds."""
+        if self._refresh_busy:
+            self._refresh_dirty = True
+            return
+        wait = self._last_start + MIN_GAP - time.monotonic()
+        if wait > 0:
+            if self._pending_timer is None:
+                self._pending_timer = self.set_timer(wait, self._timer_fired)
+            return
+        self._refresh_busy, self._refresh_dirty = True, False
+        self._last_start = time.monotonic()
+        self._seq += 1
+        log = next((s.request() for s in self.screen_stack if isinstance(s, LogScreen)), None)
+        self._refresh(Request(self._seq, self.filter_text, self.pane_limit, log))
+
+    def _timer_fired(self) -> None:
+        self._pending_timer = None
+        self.request_refresh()
+
+    @work(thread=True, group="refresh")
+    def _refresh(self, request: Request) -> None:
+        try:
+            with self._loader_lock:
+                snapshot = self.loader.load(request)
+            self.post_message(SnapshotReady(snapshot))
+        except QueueError as exc:
+            self.post_message(RefreshFailed(str(exc)))
+        finally:
+            self.post_message(RefreshDone())
+
+    def on_refresh_done(self, message: RefreshDone) -> None:
+        self._refresh_busy = False
+        if self._refresh_dirty:
+            self.request_refresh()
+
+    def on_snapshot_ready(self, message: SnapshotReady) -> None:
+        snap = message.snapshot
+        if self.error is not None:
+            self.notify("the store is readable again", title="store")
+            self.error = None
+        self.snapshot = snap
+        self.main.apply(snap, None)
+        if snap.log is not None:
+            for screen in self.screen_stack:
+                if isinstance(screen, LogScreen):
+                    screen.apply(snap.log, snap.taken_at)
+        self.applied += 1
+
+    def on_refresh_failed(self, message: RefreshFailed) -> None:
+        if message.error != self.error:
+            self.notify(f"{message.error} (retrying)", title="store unavailable",
+                        severity="error", timeout=8)
+        self.error = message.error
+        self.main.show_error(message.error)
+
+    def on_notice(self, message: Notice) -> None:
+        self.notify(message.text, severity=message.severity)  # type: ignore[arg-type]
+
+    def set_filter(self, text: str) -> None:
+        self.filter_text = text.strip() or None
+        self.request_refresh()
+
+    # -- the store, off the UI thread
+    def with_store(self, fn: Callable[[Store], object]) -> object:
+        """Run `fn` on the actions' own connection (call from a thread worker only)."""
+        with self._action_lock:
+            try:
+                if self._action_store is None:
+                    self._action_store = self.store_factory()
+                return fn(self._action_store)
+            except QueueError:
+                if self._action_store is not None:
+                    self._action_store.close()
+                    self._action_store = None
+                raise
+
+    @work(thread=True, group="actions")
+    def store_action(self, fn: Callable[[Store, float], str]) -> None:
+        try:
+            text = self.with_store(lambda store: fn(store, self.clock()))
+        except QueueError as exc:
+            self.post_message(Notice(str(exc), "error"))
+        else:
+            self.post_message(Notice(str(text)))
+        self.post_message(StoreChanged())
+
+    def enqueue_job(self, job: NewJob, cwd: str) -> str:
+        def enqueue(store: Store) -> str:
+            settings = resolve(store.config_items())[0]
+            return store.enqueue([job], now=self.clock(), default_max_retries=settings.max_retries,
+                                 default_cwd=cwd)[0]
+        job_id = self.with_store(enqueue)
+        self.post_message(StoreChanged())
+        return str(job_id)
+
+    # -- job actions
+    def _target(self) -> tuple[str | None, str | None]:
+        """(pane or job state, job id) of the job the keys act on."""
+        if isinstance(self.screen, LogScreen):
+            data = self.screen.data
+            state = data.job.state.value if data and data.job else None
+            return ("pending" if state == "failed" else state), self.screen.job_id
+        return self.main.selected()
+
+    def open_log(self, job_id: str) -> None:
+        self.push_screen(LogScreen(job_id))
+
+    def action_retry_job(self) -> None:
+        pane, job_id = self._target()
+        if job_id is None:
+            self.notify("no job selected", severity="warning")
+            return
+        if pane != "dead":
+            self.notify("only dead jobs can be retried (press 4 for the Dead pane)",
+                        severity="warning")
+            return
+        self.store_action(lambda store, now: (
+            store.retry_dead([job_id], now=now), f"{one_line(job_id, 40)} is pending again")[1])
+
+    def action_retry_all(self) -> None:
+        dead = self.snapshot.panes["dead"].total if self.snapshot else 0
+        if not dead:
+            self.notify("the dead letter queue is empty")
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.store_action(lambda store, now: f"retried {plural(len(store.retry_dead(None, now=now)), 'dead job')}")
+
+        self.push_screen(ConfirmScreen(f"Retry all {plural(dead, 'dead job')}?",
+                                       "Each goes back to Pending with a fresh retry budget.",
+                                       yes="Retry all"), confirmed)
+
+    def action_cancel_job(self) -> None:
+        pane, job_id = self._target()
+        if job_id is None:
+            self.notify("no job selected", severity="warning")
+            return
+        if pane in ("completed", "dead"):
+            self.notify(f"that job is already {pane}; nothing to cancel", severity="warning")
+            return
+        detail = ("It is running: its command will be killed, then it goes to the Dead pane."
+                  if pane == "running" else "It goes to the Dead pane marked cancelled.")
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.store_action(lambda store, now: "; ".join(
+                    f"{one_line(k, 40)} {v}" for k, v in store.cancel([job_id], now=now).items()))
+
+        self.push_screen(ConfirmScreen(f"Cancel job {one_line(job_id, 60)}?", detail,
+                                       yes="Cancel job"), confirmed)
+
+    def action_new_job(self) -> None:
+        def done(job_id: str | None) -> None:
+            if job_id:
+                self.notify(f"enqueued {one_line(job_id, 60)}")
+                self.request_refresh()
+
+        self.push_screen(NewJobScreen(self.enqueue_job), done)
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+
+def make_app(store_factory: Callable[[], Store], *, pool: PoolLike | None,
+             clock: Callable[[], float] = time.time, location: str,
+             watch: bool = True, interval: float = 1.0) -> QueueApp:
+    """The console over the store opened by `store_factory` (called once per thread).
+
+    `pool` is the app's own worker pool, already started (or None to only watch); quitting
+    stops it warmly. `watch=False` disables the file watcher (the timer still refreshes).
+    """
+    return QueueApp(store_factory, pool=pool, clock=clock, location=location, watch=watch,
+                    interval=interval)

@@ -1,0 +1,57 @@
+"""The help screen: every key, what it does, and where the data comes from."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+KEYS = (
+    ("1 2 3 4", "show Pending, Running, Completed, Dead"),
+    ("tab / shift+tab", "next / previous pane"),
+    ("↑ ↓ pgup pgdn", "move in the pane"),
+    ("enter", "open the selected job's log (click a row too)"),
+    ("[ ]", "log: previous / next attempt"),
+    ("escape", "back / close"),
+    ("r", "retry the selected dead job"),
+    ("R", "retry every dead job (asks first)"),
+    ("c", "cancel the selected job; a running one is killed (asks first)"),
+    ("n", "new job"),
+    ("/", "filter the panes by id or command text"),
+    ("+ / -", "add / remove a worker in this console's pool"),
+    ("p", "pause / resume this console's pool"),
+    ("ctrl+p", "command palette: every action by name"),
+    ("?", "this help"),
+    ("q", "quit (asks first while the pool is running jobs)"),
+)
+
+NOTES = (
+    "Panes show the first 200 jobs of each state: waiting jobs in the order they will run, "
+    "the others newest first. Yellow 'retry in …' rows failed and wait for their next attempt; "
+    "cyan rows are delayed. Throughput is the number of jobs finished in the last minute "
+    "divided by 60, one bar per 10 s. Job output is shown as plain text: escape sequences "
+    "appear as ^[ and markup is not interpreted."
+)
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
+
+    def __init__(self) -> None:
+        super().__init__(classes="dialog-screen")
+
+    def compose(self) -> ComposeResult:
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold cyan", no_wrap=True)
+        table.add_column()
+        for key, what in KEYS:
+            table.add_row(Text(key), Text(what))
+        with VerticalScroll(id="help", classes="dialog"):
+            yield Static(Text("queuectl console: keys", style="bold"), id="help-title")
+            yield Static(table)
+            yield Static(Text(NOTES, style="dim"), id="help-notes")
+

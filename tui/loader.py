@@ -1,0 +1,109 @@
+"""Turning the store into snapshots, on a thread of its own with its own store connection."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Callable, Protocol
+
+from queuectl.config import resolve
+from queuectl.errors import JobNotFound, QueueError
+from queuectl.logview import pieces
+from queuectl.store.base import Store
+
+from .rate import Rate
+from .snapshot import (PANE_STATES, PANES, LogData, LogRequest, PaneData, Request, Snapshot,
+                       WorkersView, job_row)
+
+
+class PoolLike(Protocol):
+    """What the console uses of `queuectl.pool.Pool`."""
+
+    size: int
+    paused: bool
+
+    def scale(self, n: int) -> None: ...
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
+    def busy(self) -> int: ...
+    def worker_ids(self) -> list[str]: ...
+    def stop(self, cold: bool = False, timeout: float | None = None) -> None: ...
+
+
+class Loader:
+    """Builds snapshots. Use from one thread at a time (the app never overlaps refreshes)."""
+
+    def __init__(self, store_factory: Callable[[], Store], *, pool: PoolLike | None,
+                 clock: Callable[[], float], location: str) -> None:
+        self.store_factory = store_factory
+        self.pool = pool
+        self.clock = clock
+        self.location = location
+        self.rate = Rate()
+        self._store: Store | None = None
+        self._log_key: tuple | None = None
+
+    def close(self) -> None:
+        if self._store is not None:
+            store, self._store = self._store, None
+            store.close()
+
+    def load(self, request: Request) -> Snapshot:
+        """A snapshot for `request`; a QueueError drops the connection (reopened next time)."""
+        try:
+            if self._store is None:
+                self._store = self.store_factory()
+            return self._load(self._store, request)
+        except QueueError:
+            self.close()
+            raise
+
+    def _load(self, store: Store, request: Request) -> Snapshot:
+        now = self.clock()
+        settings = resolve(store.config_items())[0]
+        status = store.status(now, worker_timeout=settings.lease * 2)
+        self.rate.add(now, status.finished_last_minute)
+        panes = {}
+        for name in PANES:
+            states = PANE_STATES[name]
+            jobs = store.list_jobs(states, limit=request.limit, text=request.text or None)
+            panes[name] = PaneData(
+                name=name, total=sum(status.counts.get(s, 0) for s in states),
+                rows=tuple(job_row(name, job, now) for job in jobs))
+        return Snapshot(
+            seq=request.seq, taken_at=now, location=self.location,
+            counts=MappingProxyType(dict(status.counts)),
+            workers=self._workers(store, now, settings.lease * 2),
+            rate=self.rate.current, spark=self.rate.spark(),
+            panes=MappingProxyType(panes),
+            log=self._log(store, request.log) if request.log else None,
+            text=request.text,
+        )
+
+    def _workers(self, store: Store, now: float, timeout: float) -> WorkersView:
+        live = {w.id for w in store.workers() if w.heartbeat_at >= now - timeout}
+        if self.pool is None:
+            return WorkersView(external=len(live))
+        own = set(self.pool.worker_ids())
+        return WorkersView(own=len(own), external=len(live - own), busy=self.pool.busy(),
+                           target=self.pool.size, paused=bool(self.pool.paused))
+
+    def _log(self, store: Store, req: LogRequest) -> LogData:
+        try:
+            runs = tuple(store.runs(req.job_id))
+            job = store.get(req.job_id)
+        except JobNotFound:
+            return LogData(req.job_id, None, (), 0, req.offset, req.offset, (), req.attempt)
+        attempt = req.attempt if req.attempt is not None else job.run_number
+        run = next((r for r in runs if r.attempt == attempt), None)
+        if run is None:
+            return LogData(req.job_id, job, runs, 0, req.offset, req.offset, (), req.attempt)
+        key = (req.job_id, attempt, req.offset, run.output_bytes, run.dropped_bytes,
+               run.finished_at)
+        if key == self._log_key:
+            return LogData(req.job_id, job, runs, attempt, req.offset, req.offset, (),
+                           req.attempt)
+        output = store.output(req.job_id, attempt)
+        found, end = pieces(output, req.offset) if output is not None else ([], req.offset)
+        self._log_key = (req.job_id, attempt, end, run.output_bytes, run.dropped_bytes,
+                         run.finished_at)
+        return LogData(req.job_id, job, runs, attempt, req.offset, end, tuple(found), req.attempt)

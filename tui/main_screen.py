@@ -1,0 +1,187 @@
+"""The main screen: the status header, the four panes side by side, the filter bar, the footer."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.css.query import NoMatches
+from textual.screen import Screen
+from textual.containers import Grid, Vertical
+from textual.events import DescendantFocus
+from textual.widgets import DataTable, Footer, Input, Static
+
+from queuectl.sanitize import one_line
+
+from .panes import JobTable
+from .rate import format_rate
+from .snapshot import PANE_TITLES, PANES, Snapshot, header_counts
+
+COUNT_STYLES = {"pending": "bold", "retrying": "yellow", "running": "bold green",
+                "completed": "green", "dead": "bold red"}
+
+
+class StatusBar(Static):
+    """Two lines: counts per state; workers, throughput and the store."""
+
+    def show(self, snap: Snapshot | None, error: str | None, location: str) -> None:
+        text = Text(" ")
+        if snap is not None:
+            for index, (label, number) in enumerate(header_counts(snap.counts)):
+                if index:
+                    text.append("  ·  ", "dim")
+                text.append(f"{number:,}", COUNT_STYLES[label] if number else "dim")
+                text.append(f" {label}", "" if number else "dim")
+        else:
+            text.append("loading…", "dim")
+        text.append("\n ")
+        if snap is not None:
+            w = snap.workers
+            text.append("workers ", "dim")
+            if w.target is None:
+                text.append(f"{w.external} live", "bold")
+                text.append(" (watch-only)", "dim")
+            else:
+                text.append(f"{w.own}/{w.target} own", "bold")
+                text.append(f" ({w.busy} busy)", "dim")
+                text.append(f" + {w.external} external", "dim" if not w.external else "")
+                if w.paused:
+                    text.append("  PAUSED", "bold black on yellow")
+            text.append("  ·  ", "dim")
+            text.append(format_rate(snap.rate), "bold")
+            text.append(" finished ", "dim")
+            text.append(snap.spark or "", "green")
+            text.append("  ·  ", "dim")
+        if error:
+            text.append(f"store unavailable, retrying: {one_line(error, 100)}", "bold red")
+        else:
+            text.append(one_line(location, 200), "dim")
+        self.update(text)
+
+
+class FilterInput(Input):
+    BINDINGS = [Binding("escape", "clear", "Clear filter")]
+
+    def action_clear(self) -> None:
+        self.value = ""
+        self.screen.close_filter()
+
+
+class MainScreen(Screen):
+    BINDINGS = [
+        Binding("1", "pane('pending')", "Pending", show=False),
+        Binding("2", "pane('running')", "Running", show=False),
+        Binding("3", "pane('completed')", "Completed", show=False),
+        Binding("4", "pane('dead')", "Dead", show=False),
+        Binding("tab", "cycle(1)", "Next pane", show=False),
+        Binding("shift+tab", "cycle(-1)", "Previous pane", show=False),
+        Binding("enter", "open_log", "Log", show=False),
+        Binding("r", "app.retry_job", "Retry"),
+        Binding("R", "app.retry_all", "Retry all", show=False),
+        Binding("c", "app.cancel_job", "Cancel"),
+        Binding("n", "app.new_job", "New"),
+        Binding("slash", "filter", "Filter"),
+        Binding("plus", "app.scale(1)", "+worker", show=False),
+        Binding("minus", "app.scale(-1)", "-worker", show=False),
+        Binding("p", "app.toggle_pause", "Pause"),
+        Binding("question_mark", "app.help", "Help"),
+        Binding("q", "app.quit", "Quit"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(id="status")
+        yield FilterInput(placeholder="filter by id or command text (esc clears)",
+                          id="filter", classes="hidden")
+        with Grid(id="panes"):
+            for index, name in enumerate(PANES, 1):
+                with Vertical(id=f"pane-{name}", classes="pane") as box:
+                    box.border_title = f"{index} {PANE_TITLES[name]}"
+                    yield JobTable(name, id=f"table-{name}")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._active = PANES[0]
+        self.query_one(StatusBar).show(None, None, self.app.location)
+        self.table().focus()
+        self.call_after_refresh(self._reapply)
+
+    def _reapply(self) -> None:
+        """Apply a snapshot that arrived before the tabs were mounted."""
+        if self.app.snapshot is not None:
+            self.apply(self.app.snapshot, self.app.error)
+        elif self.app.error is not None:
+            self.show_error(self.app.error)
+
+    @property
+    def active(self) -> str:
+        """The pane whose table has (or last had) the focus."""
+        return getattr(self, "_active", PANES[0])
+
+    def pane_box(self, name: str) -> Vertical:
+        return self.query_one(f"#pane-{name}", Vertical)
+
+    def table(self, name: str | None = None) -> JobTable:
+        return self.query_one(f"#table-{name or self.active}", JobTable)
+
+    def selected(self) -> tuple[str, str | None]:
+        """(pane, selected job id or None)."""
+        return self.active, self.table().selected_id()
+
+    def apply(self, snap: Snapshot, error: str | None) -> None:
+        try:
+            self.query_one(StatusBar).show(snap, error, snap.location)
+            for index, name in enumerate(PANES, 1):
+                pane = snap.panes[name]
+                count = f"{len(pane.rows)}/{pane.total:,}" if snap.text else f"{pane.total:,}"
+                self.pane_box(name).border_title = f"{index} {PANE_TITLES[name]} {count}"
+                self.table(name).apply(pane)
+        except NoMatches:  # the panes are still being mounted: apply once they are
+            self.call_after_refresh(self._reapply)
+
+    def show_error(self, error: str) -> None:
+        try:
+            self.query_one(StatusBar).show(self.app.snapshot, error, self.app.location)
+        except NoMatches:  # not mounted yet: shown on mount
+            pass
+
+    def action_pane(self, name: str) -> None:
+        self._active = name
+        self.table(name).focus()
+
+    def action_cycle(self, step: int) -> None:
+        index = PANES.index(self.active)
+        self.action_pane(PANES[(index + step) % len(PANES)])
+
+    def on_descendant_focus(self, event: DescendantFocus) -> None:
+        if isinstance(event.widget, JobTable):
+            self._active = event.widget.pane
+
+    def action_open_log(self) -> None:
+        job_id = self.table().selected_id()
+        if job_id is not None:
+            self.app.open_log(job_id)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        if event.row_key.value is not None:
+            self.app.open_log(event.row_key.value)
+
+    def action_filter(self) -> None:
+        bar = self.query_one(FilterInput)
+        bar.remove_class("hidden")
+        bar.focus()
+
+    def close_filter(self) -> None:
+        self.query_one(FilterInput).add_class("hidden")
+        self.table().focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.app.set_filter(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            if not event.value.strip():
+                self.close_filter()
+            else:
+                self.table().focus()

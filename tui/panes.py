@@ -1,0 +1,84 @@
+"""The four job panes: keyed tables with fixed columns, updated by diffing rows by job id."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.widgets import DataTable
+from textual.widgets.data_table import RowDoesNotExist
+
+from .snapshot import COLUMNS, PaneData, Row
+
+TONES = {
+    "retry": "yellow",
+    "delayed": "cyan",
+    "cancelled": "magenta",
+}
+STATE_COLUMN = {"pending": 2, "dead": 3}  # the cell a row's tone colours
+DEAD_ERROR_STYLE = "red"
+
+
+class JobTable(DataTable):
+    """One pane. Row keys are job ids; `apply` touches only the rows and cells that changed."""
+
+    BINDINGS = [Binding("enter", "select_cursor", "Log")]
+
+    def __init__(self, pane: str, **kwargs) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
+        self.pane = pane
+        self._rows: dict[str, Row] = {}
+        self._order: list[str] = []
+        self._keys = [key for key, _, _ in COLUMNS[pane]]
+        for key, label, width in COLUMNS[pane]:
+            self.add_column(label, width=width, key=key)
+
+    def selected_id(self) -> str | None:
+        if not self.row_count:
+            return None
+        try:
+            return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        except (RowDoesNotExist, IndexError):
+            return None
+
+    def _cells(self, row: Row) -> list[Text]:
+        cells = [Text(value, no_wrap=True, overflow="ellipsis") for value in row.cells]
+        if row.tone in TONES and self.pane in STATE_COLUMN:
+            cells[STATE_COLUMN[self.pane]].stylize(TONES[row.tone])
+        elif self.pane == "dead":
+            cells[3].stylize(DEAD_ERROR_STYLE)
+        return cells
+
+    def apply(self, data: PaneData) -> int:
+        """Bring the table to `data.rows`; returns how many rows or cells were touched."""
+        wanted = {row.key: row for row in data.rows}
+        order = [row.key for row in data.rows]
+        if order == self._order and all(self._rows[k] == wanted[k] for k in order):
+            return 0
+        selected = self.selected_id()
+        touched = 0
+        with self.app.batch_update():
+            for key in [k for k in self._order if k not in wanted]:
+                self.remove_row(key)
+                del self._rows[key]
+                touched += 1
+            for key, row in wanted.items():
+                old = self._rows.get(key)
+                if old is None:
+                    self.add_row(*self._cells(row), key=key)
+                    touched += 1
+                elif old != row:
+                    for column, (before, after) in enumerate(zip(old.cells, row.cells)):
+                        if before != after or old.tone != row.tone:
+                            self.update_cell(key, self._keys[column], self._cells(row)[column])
+                            touched += 1
+                self._rows[key] = row
+            if order != self._order_in_table():
+                rank = {row.cells[0]: index for index, row in enumerate(data.rows)}
+                self.sort("id", key=lambda cell: rank[cell.plain])
+            self._order = order
+            if selected in wanted:
+                self.move_cursor(row=self.get_row_index(selected), animate=False)
+        return touched
+
+    def _order_in_table(self) -> list[str]:
+        return [row.key.value for row in self.ordered_rows]

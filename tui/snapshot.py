@@ -1,0 +1,156 @@
+"""Immutable snapshots of the queue for the console, and the plain-text rows of each pane.
+
+Built off the UI thread by `loader.Loader`; widgets only apply them. Cells are plain strings
+already made inert with `sanitize`; the widgets wrap them in Rich `Text` (never markup).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
+
+from queuectl.durations import format_duration, relative
+from queuectl.logview import Piece
+from queuectl.models import Job, JobState, Run
+from queuectl.sanitize import one_line
+
+PANES: tuple[str, ...] = ("pending", "running", "completed", "dead")
+PANE_STATES: Mapping[str, tuple[JobState, ...]] = MappingProxyType({
+    "pending": (JobState.PENDING, JobState.FAILED),
+    "running": (JobState.RUNNING,),
+    "completed": (JobState.COMPLETED,),
+    "dead": (JobState.DEAD,),
+})
+PANE_TITLES: Mapping[str, str] = MappingProxyType({
+    "pending": "Pending", "running": "Running", "completed": "Completed", "dead": "Dead",
+})
+# (key, label, width) per pane; widths are fixed so updates never re-measure the table.
+COLUMNS: Mapping[str, tuple[tuple[str, str, int], ...]] = MappingProxyType({
+    "pending": (("id", "id", 14), ("pri", "pri", 4), ("when", "when", 13),
+                ("tries", "tries", 5), ("command", "command", 60)),
+    "running": (("id", "id", 14), ("elapsed", "elapsed", 8), ("worker", "worker", 10),
+                ("attempt", "try", 5), ("command", "command", 60)),
+    "completed": (("id", "id", 14), ("took", "took", 7), ("finished", "finished", 10),
+                  ("exit", "exit", 4), ("command", "command", 60)),
+    "dead": (("id", "id", 14), ("tries", "tries", 5), ("died", "died", 9),
+             ("error", "last error", 30), ("command", "command", 40)),
+})
+CELL_LIMIT = 200  # characters kept per cell; the table crops to the column width
+
+
+@dataclass(frozen=True)
+class Row:
+    """One job as the plain strings of its pane's columns; `tone` picks a style."""
+
+    key: str
+    cells: tuple[str, ...]
+    tone: str = ""
+
+
+@dataclass(frozen=True)
+class PaneData:
+    name: str
+    total: int  # jobs in these states in the whole store
+    rows: tuple[Row, ...]  # at most the request's limit, in display order
+
+
+@dataclass(frozen=True)
+class LogRequest:
+    """What the log viewer shows: a job, an attempt (None = latest), bytes already shown."""
+
+    job_id: str
+    attempt: int | None = None
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class LogData:
+    job_id: str
+    job: Job | None  # None when the job no longer exists
+    runs: tuple[Run, ...]
+    attempt: int  # 0 = has not run yet
+    start: int  # byte offset the pieces start at (the request's offset)
+    end: int  # byte offset to continue from
+    pieces: tuple[Piece, ...]
+    requested: int | None = None  # the attempt the request named
+
+
+@dataclass(frozen=True)
+class Request:
+    seq: int
+    text: str | None = None
+    limit: int = 200
+    log: LogRequest | None = None
+
+
+@dataclass(frozen=True)
+class WorkersView:
+    own: int = 0
+    external: int = 0
+    busy: int = 0
+    target: int | None = None  # the pool's size; None = watch-only console
+    paused: bool = False
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    seq: int
+    taken_at: float
+    location: str
+    counts: Mapping[JobState, int]
+    workers: WorkersView
+    rate: float  # jobs finished per second, averaged over the last minute
+    spark: str
+    panes: Mapping[str, PaneData]
+    log: LogData | None = None
+    text: str | None = None
+    extra: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def pane_total(self, name: str) -> int:
+        return sum(self.counts.get(s, 0) for s in PANE_STATES[name])
+
+
+def _cell(text: str | None) -> str:
+    return one_line(text, CELL_LIMIT)
+
+
+def _tries(job: Job) -> str:
+    return f"{job.attempts}/{job.max_retries + 1}"
+
+
+def job_row(pane: str, job: Job, now: float) -> Row:
+    """The cells of `job` in `pane` at time `now`."""
+    jid, command = _cell(job.id), _cell(job.command)
+    if pane == "pending":
+        if job.state is JobState.FAILED:
+            due = job.run_at - now
+            when = f"retry in {format_duration(due)}" if due >= 0.5 else "retry now"
+            tone = "retry"
+        elif job.run_at - now >= 0.5:
+            when, tone = relative(job.run_at, now), "delayed"
+        else:
+            when, tone = "ready", ""
+        return Row(job.id, (jid, str(job.priority), when, _tries(job), command), tone)
+    if pane == "running":
+        elapsed = format_duration(now - job.started_at) if job.started_at else "-"
+        return Row(job.id, (jid, elapsed, _cell(job.worker_id or "-"), _tries(job), command))
+    if pane == "completed":
+        took = (format_duration(job.finished_at - job.started_at)
+                if job.finished_at and job.started_at else "-")
+        exit_code = "-" if job.exit_code is None else str(job.exit_code)
+        return Row(job.id, (jid, took, relative(job.finished_at, now), exit_code, command))
+    died = relative(job.finished_at or job.updated_at, now)
+    tone = "cancelled" if job.cancelled else ""
+    return Row(job.id, (jid, _tries(job), died, _cell(job.last_error or "-"), command), tone)
+
+
+def header_counts(counts: Mapping[JobState, int]) -> list[tuple[str, int]]:
+    """(label, number) pairs for the header, in pane order; failed ones are shown apart."""
+    return [
+        ("pending", counts.get(JobState.PENDING, 0)),
+        ("retrying", counts.get(JobState.FAILED, 0)),
+        ("running", counts.get(JobState.RUNNING, 0)),
+        ("completed", counts.get(JobState.COMPLETED, 0)),
+        ("dead", counts.get(JobState.DEAD, 0)),
+    ]
