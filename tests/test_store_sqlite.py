@@ -414,3 +414,25 @@ def test_next_due_and_status_use_an_index(big):
 ], ids=lambda s: "+".join(x.value for x in s))
 def test_newest_n_per_state_uses_an_index(big, states):
     _assert_indexed(_plans_of(big, lambda: big.list_jobs(states, limit=50)))
+
+
+def test_a_second_connection_in_one_process_keeps_the_first_ones_writes(tmp_path):
+    """Opening and closing another store on the same file must not drop the first
+    connection's POSIX locks (which would let another process delete the WAL under it)."""
+    import subprocess
+    import sys
+
+    from queuectl.store.sqlite import SQLiteStore
+
+    path = str(tmp_path / "q.db")
+    first = SQLiteStore(path)
+    SQLiteStore(path).close()
+    probe = ("import sys; from queuectl.store.sqlite import SQLiteStore; "
+             "s = SQLiteStore(sys.argv[1]); print(sorted(w.id for w in s.workers())); s.close()")
+    subprocess.run([sys.executable, "-c", probe, path], check=True, capture_output=True)
+    first.register_worker("w-after", 1, "h", 1.0)
+    seen = subprocess.run([sys.executable, "-c", probe, path], check=True,
+                          capture_output=True, text=True).stdout
+    first.close()
+    assert "w-after" in seen
+    assert os.path.exists(path + "-wal") or "w-after" in seen

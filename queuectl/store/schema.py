@@ -8,7 +8,6 @@ from ..errors import StoreUnusable
 
 APPLICATION_ID = 0x51554531  # "QUE1"
 SCHEMA_VERSION = 1
-SQLITE_HEADER = b"SQLite format 3\x00"
 
 _V1 = """
 CREATE TABLE jobs (
@@ -101,20 +100,6 @@ END;
 """
 
 MIGRATIONS: dict[int, str] = {1: _V1}
-
-
-def check_header(path: str) -> bool:
-    """True when the file is empty or absent (a new store); raise when it is not SQLite."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(len(SQLITE_HEADER))
-    except FileNotFoundError:
-        return True
-    if not head:
-        return True
-    if head != SQLITE_HEADER:
-        raise StoreUnusable(f"{path} is not a queuectl store (not an SQLite database)")
-    return False
 
 
 def inspect(conn: sqlite3.Connection, path: str) -> int:

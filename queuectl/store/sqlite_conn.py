@@ -45,7 +45,9 @@ def translate(exc: BaseException, path: str) -> QueueError:
         ):
             return PermissionDenied(f"store {path}: permission denied")
         return StoreIOError(f"store {path}: cannot open")
-    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in text or "not a database" in text:
+    if name.startswith("SQLITE_NOTADB") or "not a database" in text:
+        return StoreUnusable(f"{path} is not a queuectl store (not an SQLite database, or corrupt)")
+    if name.startswith("SQLITE_CORRUPT") or "malformed" in text:
         return StoreUnusable(f"store {path} is corrupt or not a database")
     if name.startswith("SQLITE_IOERR") or "I/O" in text:
         return StoreIOError(f"store {path}: I/O error")
@@ -65,6 +67,8 @@ def translated(path: str) -> Iterator[None]:
 def _create_file(path: str) -> None:
     parent = os.path.dirname(path)
     if parent and not os.path.isdir(parent):
+        if os.path.lexists(parent):
+            raise NotADirectoryError(errno.ENOTDIR, "Not a directory", parent)
         os.makedirs(parent, mode=0o700, exist_ok=True)
     if not os.path.exists(path):
         try:
@@ -79,8 +83,9 @@ def open_connection(path: str, *, durability: str = "full") -> sqlite3.Connectio
 
     The file is only written after it has been recognised as a queuectl store or an empty one.
     """
+    # The file is never opened here except by SQLite: closing any other descriptor of it would
+    # drop the POSIX locks of this process's other connections to it (and with them the WAL).
     with translated(path):
-        schema.check_header(path)
         _create_file(path)
         conn = sqlite3.connect(
             path, isolation_level=None, check_same_thread=False,
