@@ -1,0 +1,103 @@
+"""Figures that depend on how many jobs wait: one claim, `queuectl status`, one console refresh.
+
+The stores are filled through the Store API in big batches (the same INSERT, indexes and count
+triggers as any enqueue), so what is measured afterwards sees a store built the honest way.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import socket
+import time
+from typing import Callable
+
+from ..config import resolve
+from ..models import NewJob
+from ..store import open_store
+from .procs import BenchError, child_env, queuectl_argv, timed_run
+
+BATCH = 100_000
+CLAIM_WORKER = "bench-claim"
+
+
+def fill(db: str, jobs: int, cwd: str, progress: Callable[[str], None]) -> None:
+    """Add `jobs` pending `true` jobs to the store at `db`."""
+    store = open_store(db, durability="normal")
+    try:
+        done = 0
+        while done < jobs:
+            n = min(BATCH, jobs - done)
+            store.enqueue([NewJob(command="true") for _ in range(n)], now=time.time(),
+                          default_max_retries=0, default_cwd=cwd)
+            done += n
+            if jobs > BATCH:
+                progress(f"filling a store: {done:,} of {jobs:,} jobs")
+    finally:
+        store.close()
+
+
+def claim_times(db: str, claims: int) -> list[float]:
+    """Seconds of each of `claims` claims by one registered worker, at the workers' default
+    durability (synchronous=NORMAL); each claim is one write transaction."""
+    store = open_store(db, durability="normal")
+    try:
+        store.register_worker(CLAIM_WORKER, os.getpid(), socket.gethostname(), time.time())
+        times = []
+        for _ in range(claims):
+            start = time.perf_counter()
+            job = store.claim(CLAIM_WORKER, now=time.time(), lease=15.0)
+            times.append(time.perf_counter() - start)
+            if job is None:
+                raise BenchError("the store ran out of jobs to claim")
+        store.unregister_worker(CLAIM_WORKER)
+        return times
+    finally:
+        store.close()
+
+
+def status_times(db: str, runs: int) -> list[float]:
+    """Wall seconds of `runs` `queuectl status` processes on the store at `db`."""
+    env = child_env(db)
+    return [timed_run(queuectl_argv() + ["status"], env=env) for _ in range(runs)]
+
+
+def status_call_times(db: str, runs: int) -> list[float]:
+    """Seconds of `runs` in-process Store.status() calls (what every status or refresh needs)."""
+    store = open_store(db, durability="normal")
+    try:
+        settings = resolve(store.config_items(), environ={})[0]
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            store.status(time.time(), worker_timeout=settings.lease * 2)
+            times.append(time.perf_counter() - start)
+        return times
+    finally:
+        store.close()
+
+
+def console_refresh_times(db: str, runs: int) -> tuple[list[float] | None, str]:
+    """Seconds of `runs` console refreshes (`queuectl_tui.loader.Loader.load`, the call the
+    console makes off its UI thread), after one untimed first load; or None and why not."""
+    if importlib.util.find_spec("queuectl_tui") is None:
+        return None, "console not available (queuectl_tui is not installed)"
+    try:
+        loader_mod = importlib.import_module("queuectl_tui.loader")
+        snapshot_mod = importlib.import_module("queuectl_tui.snapshot")
+        Loader, Request = loader_mod.Loader, snapshot_mod.Request
+    except (ImportError, AttributeError) as exc:
+        return None, f"console not available ({type(exc).__name__}: {exc})"
+    loader = Loader(lambda: open_store(db, durability="normal"), pool=None, clock=time.time,
+                    location=db)
+    try:
+        loader.load(Request(seq=0))
+        times = []
+        for seq in range(1, runs + 1):
+            start = time.perf_counter()
+            loader.load(Request(seq=seq))
+            times.append(time.perf_counter() - start)
+    finally:
+        loader.close()
+    return times, "queuectl_tui.loader.Loader.load"

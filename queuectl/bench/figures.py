@@ -1,0 +1,133 @@
+"""Our own figures: drain throughput, dispatch latency, bulk enqueue, one enqueue process.
+
+Every measurement runs on a store of its own under the benchmark's temporary directory, with
+real `queuectl` processes where a person would use them (`worker start`, `enqueue`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from ..models import JobState, NewJob
+from ..store import open_store
+from ..store.base import Store
+from .procs import BenchError, WorkerProcesses, child_env, queuectl_argv, timed_run, wait_until
+from .reference import read_stamp
+
+FINISHED = (JobState.COMPLETED, JobState.DEAD)
+
+
+def store_dir(workdir: str, name: str) -> str:
+    """A fresh directory for one measurement's store; returns the store's path."""
+    path = os.path.join(workdir, name)
+    os.makedirs(path, exist_ok=True)
+    return os.path.join(path, "queuectl.db")
+
+
+def _finished(store: Store) -> int:
+    counts = store.status(time.time(), worker_timeout=60).counts
+    return sum(counts.get(s, 0) for s in FINISHED)
+
+
+def _last_finish(store: Store) -> float:
+    times = [j.finished_at or j.updated_at
+             for state in FINISHED for j in store.list_jobs([state], limit=1)]
+    return max(times)
+
+
+@dataclass(frozen=True)
+class Drain:
+    rate: float  # jobs/s
+    seconds: float
+    dead: int
+
+
+def drain(workdir: str, jobs: int, workers: int) -> Drain:
+    """`worker start --count W` idle on an empty store; then N `true` jobs are enqueued in one
+    transaction. Timed from the enqueue's return (commit + doorbell) to the last job's
+    `finished_at` as its worker recorded it, so polling for the end costs no precision."""
+    db = store_dir(workdir, "drain")
+    store = open_store(db)  # synchronous=FULL, as the CLI's enqueue commits
+    try:
+        with WorkerProcesses(db, store, workers, db + ".log"):
+            store.enqueue([NewJob(command="true") for _ in range(jobs)], now=time.time(),
+                          default_max_retries=0, default_cwd=workdir)
+            start = time.time()
+            wait_until(lambda: _finished(store) >= jobs, max(120.0, jobs / 20),
+                       f"{jobs} jobs to be drained", interval=0.2)
+            end = _last_finish(store)
+        dead = store.status(time.time(), worker_timeout=60).counts.get(JobState.DEAD, 0)
+    finally:
+        store.close()
+    if dead:
+        raise BenchError(f"{dead} of {jobs} `true` jobs failed during the drain; see {db}.log")
+    seconds = end - start
+    return Drain(rate=jobs / seconds, seconds=seconds, dead=dead)
+
+
+def dispatch_latency(workdir: str, plan: Sequence[tuple[float, int]],
+                     progress: Callable[[str], None]) -> dict[float, list[float]]:
+    """Milliseconds from an enqueue's return to its job's `date +%s%N` on one idle worker,
+    for each (idle seconds, samples) in `plan`: the worker has been idle that long each time."""
+    db = store_dir(workdir, "latency")
+    stamps = os.path.dirname(db)
+    store = open_store(db)
+    found: dict[float, list[float]] = {}
+    try:
+        with WorkerProcesses(db, store, 1, db + ".log"):
+            for idle, samples in plan:
+                progress(f"dispatch latency after {idle:g} s idle: {samples} samples")
+                found[idle] = []
+                for i in range(samples):
+                    stamp = os.path.join(stamps, f"stamp-{idle:g}-{i}")
+                    time.sleep(idle)
+                    [job_id] = store.enqueue([NewJob(command=f"date +%s%N > {stamp}")],
+                                             now=time.time(), default_max_retries=0,
+                                             default_cwd=stamps)
+                    committed = time.time_ns()
+                    started = wait_until(lambda: read_stamp(stamp), 30,
+                                         "a dispatched job to start", interval=0.002)
+                    wait_until(lambda: store.get(job_id).state in FINISHED, 30,
+                               "a dispatched job to finish", interval=0.005)
+                    found[idle].append((started - committed) / 1e6)
+    finally:
+        store.close()
+    return found
+
+
+def bulk_enqueue(workdir: str, jobs: int) -> float:
+    """Jobs/s of one `queuectl enqueue --file` of `jobs` JSON lines, wall time of the process."""
+    db = store_dir(workdir, "bulk")
+    env = child_env(db)
+    timed_run(queuectl_argv() + ["init"], env=env)
+    path = os.path.join(os.path.dirname(db), "jobs.jsonl")
+    with open(path, "w") as f:
+        f.write('{"command": "true"}\n' * jobs)
+    seconds = timed_run(queuectl_argv() + ["enqueue", "--file", path], env=env,
+                        cwd=os.path.dirname(db))
+    store = open_store(db)
+    try:
+        stored = store.status(time.time(), 60).counts.get(JobState.PENDING, 0)
+    finally:
+        store.close()
+    if stored != jobs:
+        raise BenchError(f"bulk enqueue stored {stored} of {jobs} jobs")
+    return jobs / seconds
+
+
+def enqueue_process(workdir: str, runs: int,
+                    reference: Callable[[], float]) -> tuple[list[float], list[float]]:
+    """Wall seconds of `runs` single `queuectl enqueue --command true` processes, and of `runs`
+    calls of `reference`, interleaved so both see the same machine."""
+    db = store_dir(workdir, "enqueue")
+    env = child_env(db)
+    timed_run(queuectl_argv() + ["init"], env=env)
+    ours, ref = [], []
+    for _ in range(runs):
+        ours.append(timed_run(queuectl_argv() + ["enqueue", "--command", "true"], env=env,
+                              cwd=os.path.dirname(db)))
+        ref.append(reference())
+    return ours, ref

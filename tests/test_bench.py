@@ -1,0 +1,242 @@
+"""`queuectl bench`: the pure helpers as tables, and one tiny real run checked for the report's
+structure and sanity (never for timings)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from queuectl.bench import bigstore
+from queuectl.bench.report import (Figure, Omitted, Report, Target, format_value, median,
+                                   percentile, ratio, render_table, to_json)
+from queuectl.bench.suite import Options, filesystem_of
+
+QUEUECTL = [sys.executable, "-m", "queuectl"]
+
+
+@pytest.mark.parametrize("values, p, expected", [
+    ([5.0], 0, 5.0),
+    ([5.0], 99, 5.0),
+    ([1.0, 2.0, 3.0], 50, 2.0),
+    ([3.0, 1.0, 2.0], 50, 2.0),
+    ([1.0, 2.0, 3.0, 4.0], 50, 2.5),
+    ([1.0, 2.0, 3.0, 4.0], 0, 1.0),
+    ([1.0, 2.0, 3.0, 4.0], 100, 4.0),
+    ([0.0, 10.0], 99, 9.9),
+    ([float(i) for i in range(1, 101)], 99, 99.01),
+])
+def test_percentile(values, p, expected):
+    assert percentile(values, p) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("values, p", [([], 50), ([1.0], -1), ([1.0], 101)])
+def test_percentile_refuses(values, p):
+    with pytest.raises(ValueError):
+        percentile(values, p)
+
+
+def test_median_is_p50():
+    assert median([4.0, 1.0, 3.0, 2.0]) == 2.5
+
+
+@pytest.mark.parametrize("value, reference, expected", [
+    (10.0, 5.0, 2.0),
+    (1.0, 4.0, 0.25),
+    (3.0, None, None),
+    (3.0, 0.0, None),
+    (3.0, math.inf, None),
+])
+def test_ratio(value, reference, expected):
+    assert ratio(value, reference) == expected
+
+
+@pytest.mark.parametrize("target, value, ratio_, met", [
+    (Target("ratio", ">=", 1.0), 900.0, 0.9, False),
+    (Target("ratio", ">=", 1.0), 1000.0, 1.0, True),
+    (Target("ratio", ">=", 0.5), 1.0, 0.75, True),
+    (Target("ratio", "<=", 1.3), 200.0, 2.0, False),
+    (Target("ratio", "<=", 1.5), 0.1, 1.5, True),
+    (Target("ratio", "<=", 1.5), 0.1, None, None),
+    (Target("value", "<=", 5.0), 4.9, None, True),
+    (Target("value", "<=", 5.0), 5.1, 1.0, False),
+    (Target("value", ">=", 100_000), 99_999.0, 10.0, False),
+    (Target("value", ">=", 100_000), 100_000.0, None, True),
+    (Target("value", "<=", 20.0), math.nan, None, None),
+])
+def test_target_met(target, value, ratio_, met):
+    assert target.met(value, ratio_) is met
+
+
+@pytest.mark.parametrize("on, op", [("speed", ">="), ("value", "<"), ("ratio", "==")])
+def test_target_refuses_unknown_kinds(on, op):
+    with pytest.raises(ValueError):
+        Target(on, op, 1.0)
+
+
+@pytest.mark.parametrize("target, unit, text", [
+    (Target("ratio", ">=", 1.0), "jobs/s", ">= 1x"),
+    (Target("ratio", "<=", 1.3), "ms", "<= 1.3x"),
+    (Target("value", "<=", 5.0), "ms", "<= 5 ms"),
+    (Target("value", ">=", 100_000), "jobs/s", ">= 100,000 jobs/s"),
+])
+def test_target_text(target, unit, text):
+    assert target.text(unit) == text
+
+
+@pytest.mark.parametrize("value, unit, text", [
+    (1234.4, "jobs/s", "1,234 jobs/s"),
+    (56.789, "jobs/s", "56.8 jobs/s"),
+    (4.214, "ms", "4.21 ms"),
+    (42.26, "ms", "42.3 ms"),
+    (171.4, "ms", "171 ms"),
+    (0.854, "x", "0.85x"),
+    (None, "ms", "-"),
+    (math.inf, "ms", "-"),
+])
+def test_format_value(value, unit, text):
+    assert format_value(value, unit) == text
+
+
+def test_figure_ratio_and_met():
+    f = Figure("drain", "drain", 800.0, "jobs/s", "bare", 1600.0, Target("ratio", ">=", 1.0))
+    assert f.ratio == 0.5 and f.met is False
+    g = Figure("x", "x", 3.0, "ms")
+    assert g.ratio is None and g.met is None
+
+
+def _report() -> Report:
+    return Report(
+        machine={"cpus": 2, "platform": "Linux", "python": "3.11", "sqlite": "3.40"},
+        settings={"jobs": 10},
+        figures=(
+            Figure("drain", "drain, 10 jobs", 800.0, "jobs/s", "bare loop", 1600.0,
+                   Target("ratio", ">=", 1.0), 10),
+            Figure("dispatch_p50_50ms", "p50", 3.0, "ms", "floor", 2.0,
+                   Target("value", "<=", 5.0), 20),
+            Figure("claim_1k", "claim", 0.1, "ms", "bare claim", 0.05),
+        ),
+        omitted=(Omitted("console_1M", "console not available"),),
+    )
+
+
+def test_table_is_plain_ascii_with_every_figure_and_mark():
+    text = render_table(_report())
+    assert text.isascii()
+    lines = text.splitlines()
+    assert any(line.startswith("drain, 10 jobs") and line.rstrip().endswith("MISS") for line in lines)
+    assert any(line.startswith("p50") and line.rstrip().endswith("ok") for line in lines)
+    assert any(line.startswith("claim") and "2.00x" in line for line in lines)
+    assert "not measured: console_1M: console not available" in text
+
+
+def test_json_shape():
+    data = json.loads(json.dumps(to_json(_report())))
+    drain = data["figures"][0]
+    assert drain["reference"] == {"name": "bare loop", "value": 1600.0}
+    assert drain["ratio"] == 0.5 and drain["met"] is False
+    assert drain["target"] == {"on": "ratio", "op": ">=", "bound": 1.0, "text": ">= 1x"}
+    assert data["figures"][2]["target"] is None and data["figures"][2]["met"] is None
+    assert data["omitted"] == [{"key": "console_1M", "reason": "console not available"}]
+
+
+def test_sample_counts_follow_runs():
+    o = Options(runs=3)
+    assert (o.latency_samples, o.claims) == (6, 60)
+
+
+def test_filesystem_of_names_something():
+    assert filesystem_of(os.getcwd())
+
+
+def test_console_figure_is_omitted_without_the_console(monkeypatch, tmp_path):
+    monkeypatch.setattr(bigstore.importlib.util, "find_spec", lambda name: None)
+    times, why = bigstore.console_refresh_times(str(tmp_path / "q.db"), 1)
+    assert times is None and "console not available" in why
+    assert not (tmp_path / "q.db").exists()
+
+
+def test_bench_is_not_loaded_by_other_commands():
+    code = ("import sys, queuectl.cli.commands; "
+            "print(sorted(m for m in sys.modules if m.startswith('queuectl.bench.') "
+            "or m == 'multiprocessing'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert json.loads(done.stdout.replace("'", '"')) == ["queuectl.bench.cli"]
+
+
+# -- one real run, tiny
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory):
+    home = tmp_path_factory.mktemp("user")
+    user_db = home / "queuectl.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUEUECTL_")}
+    env["QUEUECTL_DB"] = str(user_db)
+    made = subprocess.run(QUEUECTL + ["enqueue", "--command", "echo mine"], env=env,
+                          capture_output=True, text=True, cwd=home)
+    assert made.returncode == 0, made.stderr
+    before = _digest(home)
+    other_db = home / "given-with-db.db"
+    done = subprocess.run(
+        QUEUECTL + ["--db", str(other_db), "bench", "--jobs", "50", "--workers", "1",
+                    "--runs", "2", "--bulk", "500", "--json"],
+        env=env, capture_output=True, text=True, cwd=home, timeout=120)
+    return done, before, home
+
+
+def test_real_run_succeeds_with_json_only_on_stdout(real_run):
+    done, _, _ = real_run
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert set(data) == {"machine", "settings", "figures", "omitted", "notes"}
+    assert "bench: drain" in done.stderr
+    assert data["settings"]["jobs"] == 50 and data["settings"]["workers"] == 1
+
+
+def test_real_run_leaves_the_users_store_alone(real_run):
+    _, before, home = real_run
+    assert _digest(home) == before  # neither QUEUECTL_DB nor --db was opened
+
+
+def test_real_run_reports_every_figure(real_run):
+    data = json.loads(real_run[0].stdout)
+    keys = [f["key"] for f in data["figures"]]
+    expected = ["drain", "drain_vs_spawn", "dispatch_p50_50ms", "dispatch_p99_50ms",
+                "dispatch_p50_2s", "dispatch_p99_2s", "bulk_enqueue", "enqueue_process",
+                "claim_1k", "status_1k"]
+    assert keys[:len(expected)] == expected
+    console = [k for k in keys[len(expected):]]
+    omitted = [o["key"] for o in data["omitted"]]
+    assert console == ["console_1k"] or "console_1k" in omitted
+    assert "1M-job figures" in omitted
+    assert set(data["machine"]) >= {"cpus", "python", "sqlite", "platform"}
+
+
+def test_real_run_figures_are_sane(real_run):
+    data = json.loads(real_run[0].stdout)
+    for f in data["figures"]:
+        assert f["value"] is not None and math.isfinite(f["value"]) and f["value"] > 0, f
+        assert f["unit"] in ("jobs/s", "ms"), f
+        ref = f["reference"]
+        assert ref and ref["name"] and ref["value"] > 0, f
+        assert f["ratio"] == pytest.approx(f["value"] / ref["value"]), f
+        if f["target"] is None:
+            assert f["met"] is None
+        else:
+            t = f["target"]
+            subject = f["value"] if t["on"] == "value" else f["ratio"]
+            assert f["met"] == (subject >= t["bound"] if t["op"] == ">=" else subject <= t["bound"])
+    samples = {f["key"]: f["samples"] for f in data["figures"]}
+    assert samples["dispatch_p50_50ms"] == 4 and samples["claim_1k"] == 40
