@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
 from .durations import format_duration, parse_duration, parse_size
 from .errors import InvalidInput
@@ -64,8 +63,7 @@ def _choice(*choices: str) -> Callable[[str, str], str]:
     return parse
 
 
-@dataclass(frozen=True)
-class Key:
+class Key(NamedTuple):
     name: str
     default: str
     parse: Callable[[str, str], Any]
@@ -106,8 +104,7 @@ def validate(key: str, text: str) -> str:
     return spec.name
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     """Resolved settings, picklable, handed to worker processes."""
 
     max_retries: int

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
 import unicodedata
-from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 from .durations import parse_duration, parse_iso
 from .errors import InvalidInput
@@ -54,8 +54,7 @@ MAX_RETRIES_LIMIT = 1000
 SPEC_KEYS = ("id", "command", "priority", "max_retries", "timeout", "run_at", "delay")
 
 
-@dataclass(frozen=True)
-class Job:
+class Job(NamedTuple):
     id: str
     command: str
     state: JobState
@@ -78,8 +77,7 @@ class Job:
     run_number: int = 0
 
 
-@dataclass(frozen=True)
-class Run:
+class Run(NamedTuple):
     """One attempt of a job, with where and how it ended."""
 
     job_id: str
@@ -96,8 +94,7 @@ class Run:
     dropped_bytes: int = 0
 
 
-@dataclass(frozen=True)
-class NewJob:
+class NewJob(NamedTuple):
     """A validated job spec, ready to be stored."""
 
     command: str
@@ -108,20 +105,11 @@ class NewJob:
     run_at: float | None = None
     delay: float | None = None
     cwd: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-_ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32: no i, l, o, u
 
 
 def new_job_id() -> str:
-    """A short, URL-safe id (10 characters, 50 random bits) that never looks like an option."""
-    n = int.from_bytes(os.urandom(7), "big") >> 6
-    chars = []
-    for _ in range(10):
-        n, r = divmod(n, 32)
-        chars.append(_ID_ALPHABET[r])
-    return "".join(chars)
+    """A short, URL-safe id: 10 characters of base32 (50 random bits), never starting with '-'."""
+    return base64.b32encode(os.urandom(7))[:10].decode().lower()
 
 
 def validate_id(value: object) -> str:
@@ -206,11 +194,11 @@ def _reject_constant(name: str) -> Any:
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
-    result: dict = {}
-    for key, value in pairs:
-        if key in result:
-            raise InvalidInput(f"duplicate key {key[:40]!r}")
-        result[key] = value
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        key = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise InvalidInput(f"duplicate key {key[:40]!r}")
     return result
 
 

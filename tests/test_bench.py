@@ -163,12 +163,14 @@ def test_console_figure_is_omitted_without_the_console(monkeypatch, tmp_path):
 
 
 def test_bench_is_not_loaded_by_other_commands():
-    code = ("import sys, queuectl.cli.commands; "
-            "print(sorted(m for m in sys.modules if m.startswith('queuectl.bench.') "
+    code = ("import sys, queuectl.cli.commands as c; c.load(sys.argv[1:]); "
+            "print(sorted(m for m in sys.modules if m.startswith('queuectl.bench') "
             "or m == 'multiprocessing'))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True)
-    assert json.loads(done.stdout.replace("'", '"')) == ["queuectl.bench.cli"]
+    for args, loaded in ((["enqueue", "-c", "true"], []), (["--help"], ["queuectl.bench",
+                                                                         "queuectl.bench.cli"])):
+        done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True,
+                              text=True, check=True)
+        assert json.loads(done.stdout.replace("'", '"')) == loaded
 
 
 # -- one real run, tiny

@@ -425,6 +425,7 @@ def test_store_path_in_proc_is_an_io_error():
 AS_NOBODY = """
 import os, sys
 import queuectl.cli.app, queuectl.cli.commands, queuectl.store.sqlite  # before dropping root
+queuectl.cli.commands.load(sys.argv[1:])
 from queuectl.cli import main
 if os.geteuid() == 0:
     os.setgroups([])

@@ -74,7 +74,9 @@ def _is_surrogate(exc: UnicodeEncodeError) -> bool:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every failure is one `error:` line on stderr and a documented exit code."""
     args = sys.argv[1:] if argv is None else argv
-    from . import commands  # noqa: F401  (registers the commands)
+    from .commands import load
+
+    load(args)  # registers the commands this invocation can reach
 
     command = typer.main.get_command(app)
     debug = "--debug" in args

@@ -7,14 +7,12 @@ every implementation unchanged.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 from ..models import Job, JobState, NewJob, Run
 
 
-@dataclass(frozen=True)
-class WorkerInfo:
+class WorkerInfo(NamedTuple):
     id: str
     pid: int
     host: str
@@ -24,8 +22,7 @@ class WorkerInfo:
     stop: int  # 0 none, 1 warm stop requested, 2 cold stop requested
 
 
-@dataclass(frozen=True)
-class Status:
+class Status(NamedTuple):
     counts: dict[JobState, int]
     workers: int
     oldest_waiting_age: float | None  # seconds since the oldest eligible job became due
@@ -33,8 +30,7 @@ class Status:
     next_due: float | None  # run_at of the next delayed job
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """How a run ended, as recorded by a worker."""
 
     ok: bool
@@ -45,8 +41,7 @@ class Outcome:
     give_back: bool = False  # cold stop: return the job without counting the attempt
 
 
-@dataclass(frozen=True)
-class Output:
+class Output(NamedTuple):
     run: Run
     chunks: list[tuple[int, bytes]]  # (stream, data) in order; head then tail
     tail_start: int  # index in chunks of the first tail chunk (== len(chunks) when none)
@@ -57,8 +52,7 @@ class Output:
         return self.tail_start if self.run.dropped_bytes else None
 
 
-@dataclass(frozen=True)
-class Control:
+class Control(NamedTuple):
     """What a running job's worker learns when it renews its lease."""
 
     lease_lost: bool
@@ -66,8 +60,7 @@ class Control:
     stop: int
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
+class RetryPolicy(NamedTuple):
     base: float
     cap: float | None
     jitter: float

@@ -81,15 +81,14 @@ CREATE TABLE config (
     value TEXT NOT NULL
 );
 
+-- Jobs per state, for status and the console at any size. Inserts (only enqueue) add to it in
+-- one statement per batch; state changes and deletions keep it by trigger.
 CREATE TABLE counts (
     state TEXT PRIMARY KEY,
     n     INTEGER NOT NULL
 );
 INSERT INTO counts (state, n) VALUES
     ('pending', 0), ('running', 0), ('completed', 0), ('failed', 0), ('dead', 0);
-CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs BEGIN
-    UPDATE counts SET n = n + 1 WHERE state = NEW.state;
-END;
 CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs BEGIN
     UPDATE counts SET n = n - 1 WHERE state = OLD.state;
 END;

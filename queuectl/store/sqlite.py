@@ -122,6 +122,7 @@ class SQLiteStore(Store):
                         "INSERT INTO jobs (id, command, state, priority, max_retries, timeout, "
                         "cwd, run_at, created_at, updated_at) "
                         "VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)", rows)
+                    c.execute("UPDATE counts SET n = n + ? WHERE state = 'pending'", (len(rows),))
             except sqlite3.IntegrityError:
                 taken = self._existing(ids)
                 clash = [i for i in given if i in taken]
