@@ -18,10 +18,15 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .config import resolve
+from .errors import PermissionDenied, StoreUnusable
+from .runner import kill_leftovers
 from .store import open_store
 from .worker import PAUSE, RUN, dead_local_workers, host_name, policy_of, worker_main
 
 SUPERVISE_EVERY = 0.2
+# Exit codes of a worker that cannot use the store at all (errors.StoreUnusable,
+# errors.PermissionDenied): the pool stops rather than replacing it again and again.
+STORE_UNUSABLE = (StoreUnusable.exit_code, PermissionDenied.exit_code)
 
 
 @dataclass
@@ -51,16 +56,19 @@ class Pool:
         self._children: list[Child] = []
         self._store = None
         self._restarts: list[float] = []
+        self.failure = 0  # the exit code of a worker that found the store unusable
 
     # -- starting
     def start(self) -> None:
-        """Rescue jobs of dead local workers at once, then start the workers."""
+        """Check the store, rescue jobs of dead local workers at once, then start the workers."""
         self._store = open_store(self.location)
+        self._store.verify()  # once per pool: damage found now is not written over by workers
         dead = dead_local_workers(self._store, host_name())
         if dead:
+            kill_leftovers(dead)
             settings = resolve(self._store.config_items())[0]
             rescued = self._store.rescue(now=time.time(), policy=policy_of(settings),
-                                         worker_ids=dead)
+                                         worker_ids=dead, lapsed=())
             if rescued:
                 self.log(f"rescued {len(rescued)} job(s) left by workers that died")
         for _ in range(self.size):
@@ -145,6 +153,11 @@ class Pool:
                     self.log(f"worker {child.id} stopped on request; stopping the pool")
                     self.request_stop()
                 continue
+            if code in STORE_UNUSABLE:  # replacing it would fail the same way: stop
+                self.log(f"worker {child.id} cannot use the store; stopping the pool")
+                self.failure = self.failure or code
+                self.request_stop()
+                continue
             how = f"signal {-code}" if code is not None and code < 0 else f"exit {code}"
             self.log(f"worker {child.id} died ({how}); starting a replacement")
             self._rescue([child.id])
@@ -158,9 +171,11 @@ class Pool:
     def _rescue(self, worker_ids: list[str]) -> None:
         if self._store is None:
             return
+        kill_leftovers(worker_ids)  # their jobs' processes, before the jobs can run again
         try:
             settings = resolve(self._store.config_items())[0]
-            self._store.rescue(now=time.time(), policy=policy_of(settings), worker_ids=worker_ids)
+            self._store.rescue(now=time.time(), policy=policy_of(settings), worker_ids=worker_ids,
+                               lapsed=())
         except Exception as exc:  # noqa: BLE001 - the lease expiry rescues it later anyway
             self.log(f"could not rescue jobs of {', '.join(worker_ids)} now: {exc}")
 
@@ -186,7 +201,8 @@ class Pool:
             self._store = None
 
     def run(self) -> int:
-        """Run in the foreground until stopped: first Ctrl+C/SIGTERM warm, second cold."""
+        """Run in the foreground until stopped: first Ctrl+C/SIGTERM warm, second cold.
+        Returns 0, or the exit code of a worker that found the store unusable."""
         interrupts = 0
 
         def on_signal(signum, frame):
@@ -201,7 +217,11 @@ class Pool:
                 self.log("cold stop: killing running jobs and giving them back")
                 self.request_stop(cold=True)
 
+        def on_hangup(signum, frame):
+            self.request_stop(cold=True)  # nobody is left to wait for a warm stop
+
         previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hangup)
         try:
             self.start()
             while self._children:
@@ -213,7 +233,7 @@ class Pool:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self.stop(cold=self.cold, timeout=None if not self.cold else 10)
-        return 0
+        return self.failure
 
 
 def log_to_stderr(line: str) -> None:

@@ -10,12 +10,13 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Mapping
 
 from .output import STDERR, STDOUT, OutputCapture
 
 SHELL = "/bin/sh"
 MARKER_VAR = "QUEUECTL_JOB_ID"
+WORKER_VAR = "QUEUECTL_WORKER_ID"  # the worker that started a job process, see kill_leftovers()
 READ_SIZE = 64 * 1024
 # After the shell exits, how long to keep reading output its leftovers still write.
 LINGER = 0.05
@@ -284,18 +285,77 @@ def is_subreaper() -> bool:
     return _prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(value)) == 0 and value.value != 0
 
 
-def reap_orphans(job_id: str | None = None) -> None:
+def reap_orphans(job_id: str | None = None, *, every_child: bool = False) -> None:
     """SIGKILL and reap orphaned job processes that were re-parented to this subreaper.
 
     Only direct children are considered, so no pid can be recycled under us. A live child is
     killed only when its /proc environ carries QUEUECTL_JOB_ID (equal to `job_id` when given):
-    every job process inherits it unless it rewrote its environment. Zombie children (whose
-    environ can no longer be read) are all reaped: the worker runs one job at a time and starts
-    no other processes, so any zombie child it has is an orphan. Does nothing when this process
-    is not a subreaper, since then orphans go to init and every child of ours is tracked.
+    every job process inherits it unless it rewrote its environment. With `every_child`, every
+    live child is killed, marked or not: for a caller that starts no processes but jobs, between
+    jobs (the worker), so that a job which escaped with `setsid` and a scrubbed environment is
+    found too. Zombie children (whose environ can no longer be read) are all reaped: the worker
+    runs one job at a time and starts no other processes, so any zombie child it has is an
+    orphan. Does nothing when this process is not a subreaper, since then orphans go to init and
+    every child of ours is tracked.
     """
     if is_subreaper():
-        _reap_children(job_id, kill=True, any_marker=job_id is None)
+        _reap_children(job_id, kill=True, any_marker=job_id is None, every_child=every_child)
+
+
+def kill_leftovers(worker_ids: Iterable[str], wait: float = 2.0) -> list[int]:
+    """SIGKILL what is left of the jobs of workers that died on this host, and wait for it to go.
+
+    A job runs in its own session, so it outlives a worker killed with SIGKILL; it must die
+    before its job is rescued and run again, or the job would run in two places at once. Job
+    processes are found by the WORKER_VAR their worker put in their environment (a process that
+    rewrote its environment is not found). Each is pinned with a pidfd before its environment is
+    checked, so a recycled pid is never signalled. Returns the pids killed.
+    """
+    wanted = {f"{WORKER_VAR}={w}".encode() for w in worker_ids}
+    if not wanted or not os.path.isdir("/proc"):
+        return []
+    killed: list[int] = []
+    fds: list[int] = []
+    try:
+        for name in os.listdir("/proc"):
+            if not name.isdigit() or int(name) == os.getpid():
+                continue
+            pid = int(name)
+            if not wanted.intersection(_environ(pid)):
+                continue
+            try:
+                fd = os.pidfd_open(pid)
+            except (OSError, AttributeError):
+                fd = None
+            if not wanted.intersection(_environ(pid)):  # it exited, and maybe the pid was reused
+                if fd is not None:
+                    os.close(fd)
+                continue
+            try:
+                if fd is not None:
+                    signal.pidfd_send_signal(fd, signal.SIGKILL)
+                    fds.append(fd)
+                else:
+                    os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                if fd is not None:
+                    os.close(fd)
+                continue
+            killed.append(pid)
+        deadline = time.monotonic() + wait
+        sel = selectors.DefaultSelector()
+        try:
+            for fd in fds:
+                sel.register(fd, selectors.EVENT_READ)
+            while sel.get_map() and time.monotonic() < deadline:
+                for key, _ in sel.select(max(0.0, deadline - time.monotonic())):
+                    sel.unregister(key.fd)  # readable: the process has exited
+        finally:
+            sel.close()
+    finally:
+        for fd in fds:
+            os.close(fd)
+    return killed
 
 
 def _marker(env) -> str | None:
@@ -310,7 +370,8 @@ def _marker(env) -> str | None:
     return None
 
 
-def _reap_children(job_id: str | None, *, kill: bool, any_marker: bool = False) -> None:
+def _reap_children(job_id: str | None, *, kill: bool, any_marker: bool = False,
+                   every_child: bool = False) -> None:
     want = f"{MARKER_VAR}={job_id}".encode() if job_id is not None else None
     prefix = f"{MARKER_VAR}=".encode()
     for _ in range(8):  # killing an intermediate re-parents its children to us: look again
@@ -322,8 +383,9 @@ def _reap_children(job_id: str | None, *, kill: bool, any_marker: bool = False) 
             if state in ("Z", "X"):
                 _reap(pid)
             elif kill:
-                entries = _environ(pid)
-                if any(e.startswith(prefix) for e in entries) if any_marker else want in entries:
+                entries = [] if every_child else _environ(pid)
+                if every_child or (any(e.startswith(prefix) for e in entries) if any_marker
+                                   else want in entries):
                     try:
                         os.kill(pid, signal.SIGKILL)
                     except PermissionError:

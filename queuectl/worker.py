@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import socket
@@ -16,10 +17,11 @@ from typing import Callable
 
 from .config import Settings, resolve
 from .durations import format_duration
-from .errors import QueueError, StoreBusy, StoreIOError
+from .errors import PermissionDenied, QueueError, StoreBusy, StoreIOError, StoreUnusable
 from .models import Job, JobState
 from .output import OutputCapture
-from .runner import MARKER_VAR, become_subreaper, reap_orphans, run_command
+from .runner import (MARKER_VAR, WORKER_VAR, become_subreaper, kill_leftovers, reap_orphans,
+                     run_command)
 from .sanitize import one_line
 from .store import open_store
 from .store.base import (STOP_COLD, STOP_NONE, STOP_WARM, Outcome, RetryPolicy,
@@ -80,9 +82,11 @@ class Worker:
                  log: Callable[[str], None] | None = None,
                  paused: Callable[[], bool] = lambda: False,
                  set_busy: Callable[[bool], None] = lambda busy: None,
-                 parent_pid: int | None = None, clock: Callable[[], float] = time.time) -> None:
+                 parent_pid: int | None = None, clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.store = store
-        self.clock = clock
+        self.clock = clock  # wall time: what is stored (run_at, lease_until, heartbeats)
+        self.monotonic = monotonic  # durations: intervals, and how long a lease went unrenewed
         self.id = worker_id
         self.settings = settings
         self.policy = policy_of(settings)
@@ -95,8 +99,10 @@ class Worker:
         self._next_job: Job | None = None
         # The jobs' environment, encoded once (the fault hook is for this process only).
         self._base_env = {k: v for k, v in os.environb.items() if k != b"QUEUECTL_FAULT"}
-        self.last_heartbeat = 0.0
-        self.last_rescue = 0.0
+        self.last_heartbeat = -math.inf  # monotonic
+        self.last_rescue = -math.inf
+        # job id -> ((token, lease_until) last seen, monotonic time it was first seen)
+        self._leases: dict[str, tuple[tuple[str | None, float | None], float]] = {}
 
     # -- lifecycle
     def register(self, now: float) -> None:
@@ -128,7 +134,8 @@ class Worker:
 
     def housekeeping(self, now: float) -> None:
         """Heartbeat, notice stop requests, and rescue jobs of dead workers."""
-        if now - self.last_heartbeat >= min(self.settings.lease / 3, 2.0):
+        mono = self.monotonic()
+        if mono - self.last_heartbeat >= min(self.settings.lease / 3, 2.0):
             stop = self._retry(lambda: self.store.heartbeat(self.id, now))
             if stop is None:  # our row was cleaned up while we were frozen: come back
                 self.register(now)
@@ -136,22 +143,43 @@ class Worker:
                 self.flags.warm_stop = True
             elif stop == STOP_COLD:
                 self.flags.cold_stop = True
-            self.last_heartbeat = now
-        if now - self.last_rescue >= self.settings.lease / 2:
+            self.last_heartbeat = mono
+        if mono - self.last_rescue >= self.settings.lease / 2:
             self.rescue(now)
         if self.orphaned():
             self.log("supervisor is gone; stopping")
             self.flags.cold_stop = True
 
     def rescue(self, now: float) -> list[str]:
+        """Rescue the jobs of dead local workers, and those whose lease lapsed."""
         dead = self._retry(lambda: dead_local_workers(self.store, self.host))
+        kill_leftovers(dead)
+        lapsed = self._retry(self._lapsed)
         rescued = self._retry(lambda: self.store.rescue(
-            now=now, policy=self.policy, worker_ids=dead,
+            now=now, policy=self.policy, worker_ids=dead, lapsed=lapsed,
             stale_before=now - 4 * self.settings.lease))
         for job_id in rescued:
             self.log(f"rescued job {one_line(job_id, 40)} (its worker was lost)")
-        self.last_rescue = now
+        self.last_rescue = self.monotonic()
         return rescued
+
+    def _lapsed(self) -> list[tuple[str, str]]:
+        """(id, token) of running jobs whose lease nobody renewed for a whole lease, as measured
+        on this worker's monotonic clock. Comparing lease_until with this worker's wall clock
+        instead would rescue healthy jobs after a forward clock step, and no job for an hour
+        after a step back of an hour."""
+        mono = self.monotonic()
+        seen: dict[str, tuple[tuple[str | None, float | None], float]] = {}
+        lapsed = []
+        for job in self.store.list_jobs([JobState.RUNNING], limit=None):
+            lease = (job.token, job.lease_until)
+            before = self._leases.get(job.id)
+            since = before[1] if before is not None and before[0] == lease else mono
+            seen[job.id] = (lease, since)
+            if mono - since >= self.settings.lease and job.token is not None:
+                lapsed.append((job.id, job.token))
+        self._leases = seen
+        return lapsed
 
     # -- running one job
     def _run(self, job: Job) -> None:
@@ -204,11 +232,12 @@ class Worker:
 
         env = dict(self._base_env)
         env[MARKER_VAR.encode()] = job.id.encode()
+        env[WORKER_VAR.encode()] = self.id.encode()
         env[b"QUEUECTL_ATTEMPT"] = str(job.run_number).encode()
         timeout = job.timeout if job.timeout is not None else self.settings.job_timeout
         result = run_command(job.command, cwd=job.cwd, env=env, timeout=timeout,
                              capture=capture, tick=tick, tick_interval=TICK)
-        reap_orphans(job.id)
+        reap_orphans(job.id, every_child=True)  # this process starts nothing but jobs
         _fault("before_finish")
         if result.stopped == "lease lost":
             self.log(f"lost the lease of {one_line(job.id, 40)}; its result is discarded")
@@ -216,7 +245,7 @@ class Worker:
             return
         if result.stopped == "cancelled":
             outcome = Outcome(ok=False, cancelled=True, exit_code=result.exit_code,
-                              signal=result.signal, error="cancelled while running")
+                              signal=result.signal, error="killed while running")
         elif result.stopped is not None:
             outcome = Outcome(ok=False, give_back=True, error="interrupted by a cold stop")
         elif result.ok:
@@ -352,7 +381,7 @@ def worker_main(location: str, worker_id: str, *, burst: bool = False, quiet: bo
             store = open_store(location, durability="full")
     except QueueError as exc:
         log(f"cannot open the store: {exc}")
-        sys.exit(3)
+        sys.exit(exc.exit_code)
     worker = Worker(
         store, worker_id, settings=settings, log=log,
         paused=(lambda: control is not None and control.value == PAUSE),
@@ -368,15 +397,23 @@ def worker_main(location: str, worker_id: str, *, burst: bool = False, quiet: bo
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGUSR1, on_cold)
+    signal.signal(signal.SIGHUP, on_cold)  # the terminal closed: kill the job, give it back
     signal.signal(signal.SIGUSR2, lambda s, f: None)  # a nudge: re-check the control cell
     become_subreaper()
-    worker.register(time.time())
+    failure = 0
     try:
+        worker._retry(lambda: worker.register(time.time()))
         worker.rescue(time.time())
         serve(worker, burst=burst, wake_fd=read_fd)
+    except (StoreUnusable, PermissionDenied) as exc:  # a replacement would fail the same way
+        log(f"stopping: {exc}")
+        failure = exc.exit_code
     finally:
-        worker.unregister()
+        if not failure:
+            worker.unregister()
         store.close()
+    if failure:
+        sys.exit(failure)
 
 
 __all__ = ["Worker", "worker_main", "serve", "RUN", "PAUSE", "JobState"]

@@ -68,3 +68,46 @@ def test_hostile_output_is_literal_in_a_real_terminal(tmp_path):
         assert json.loads(workers) == []
     finally:
         subprocess.run(tmux + ["kill-server"], capture_output=True)
+
+
+def test_closing_the_terminal_stops_the_pool_and_gives_jobs_back(tmp_path):
+    """SIGHUP (the terminal closed) ends `queuectl ui`: its workers and their jobs are gone and
+    the running job is back in the queue, uncounted."""
+    path = str(tmp_path / "q.db")
+    env = dict(os.environ, TERM="xterm-256color", QUEUECTL_DB=path)
+    subprocess.run(QUEUECTL + ["enqueue", "--id", "long", "--command", "sleep 300"],
+                   check=True, env=env, capture_output=True)
+    socket = f"queuectl-hup-{os.getpid()}"
+    tmux = ["tmux", "-L", socket, "-f", "/dev/null"]
+
+    def show() -> dict:
+        done = subprocess.run(QUEUECTL + ["show", "long", "--json"], env=env,
+                              capture_output=True, text=True)
+        return json.loads(done.stdout)
+
+    subprocess.run(tmux + ["new-session", "-d", "-s", "ui", "-x", "150", "-y", "40",
+                           f"{sys.executable} -m queuectl ui --workers 1"], check=True, env=env)
+    try:
+        deadline = time.monotonic() + 20
+        while show()["state"] != "running":
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.1)
+        pid = subprocess.run(tmux + ["list-panes", "-t", "ui", "-F", "#{pane_pid}"],
+                             capture_output=True, text=True).stdout.split()[0]
+    finally:
+        subprocess.run(tmux + ["kill-server"], capture_output=True)
+    deadline = time.monotonic() + 20
+    while os.path.exists(f"/proc/{pid}") or show()["state"] != "pending":
+        assert time.monotonic() < deadline, "the console or its job outlived the terminal"
+        time.sleep(0.1)
+    job = show()
+    assert job["attempts"] == 0
+    leftovers = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if b"QUEUECTL_JOB_ID=long\0" in f.read() + b"\0":
+                    leftovers.append(entry)
+        except OSError:
+            continue
+    assert not leftovers

@@ -7,6 +7,7 @@ messages; handlers on the UI thread apply them. Refreshes never overlap, are thr
 
 from __future__ import annotations
 
+
 import threading
 import time
 from typing import Callable

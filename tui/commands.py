@@ -67,7 +67,12 @@ class PoolAndPalette:
     # -- quitting
     async def action_quit(self) -> None:
         if self._stopping:
-            self.notify("still waiting for running jobs to finish", severity="warning")
+            if self.pool is not None and hasattr(self.pool, "request_stop"):
+                self.pool.request_stop(cold=True)
+                self.notify("killing the running jobs; they go back to the queue",
+                            severity="warning")
+            else:
+                self.notify("still waiting for running jobs to finish", severity="warning")
             return
         busy = self.pool.busy() if self.pool is not None else 0
         if not busy:
@@ -80,14 +85,16 @@ class PoolAndPalette:
 
         self.push_screen(ConfirmScreen(
             f"{plural(busy, 'job')} running in this console's pool. Quit?",
-            "The workers finish their running jobs first, then stop.", yes="Quit"), confirmed)
+            "The workers finish their running jobs first, then stop "
+            "(q again while they do: kill the jobs and give them back).", yes="Quit"), confirmed)
 
     def _begin_shutdown(self) -> None:
         if self.pool is None:
             self.exit()
             return
         self._stopping = True
-        self.notify("stopping the pool: waiting for running jobs to finish…", timeout=30)
+        self.notify("stopping the pool: waiting for running jobs to finish… "
+                    "(q again: kill them and give them back)", timeout=30)
         self._stop_pool()
 
     @work(thread=True, group="pool-stop")

@@ -45,6 +45,22 @@ def seed_demo(store: Store, now: float) -> list[str]:
     return store.enqueue(jobs, now=now, default_max_retries=3, default_cwd=_cwd(store))
 
 
+TRICKLE = (
+    ("report", "echo 'building report {n}'; sleep 2; echo 'report {n} done'", {}),
+    ("thumbs", "for i in 1 2 3; do echo \"thumbnail $i of batch {n}\"; sleep 0.5; done", {}),
+    ("notify", "echo 'notified user {n}'", {}),
+    ("sync", "echo 'syncing {n}'; [ $(({n} % 3)) -ne 0 ] || {{ echo 'remote hung up' >&2; exit 1; }}",
+     {"max_retries": 1}),
+)
+
+
+def trickle_job(n: int) -> NewJob:
+    """The n-th job of the demo's steady trickle: reports, thumbnails, notifications, and a sync
+    that fails now and then (retried once, so some land in the DLQ)."""
+    name, command, extra = TRICKLE[n % len(TRICKLE)]
+    return NewJob(command=command.format(n=n), id=f"{name}-{n}", **extra)
+
+
 def _simulate(store: Store, job_id: str, worker: str, start: float, end: float | None,
               output: list[tuple[int, bytes]], exit_code: int = 0, error: str | None = None):
     """Claim `job_id` at `start` and, unless `end` is None, finish it at `end`."""

@@ -81,8 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     debug = "--debug" in args
     try:
-        command.main(args=args, prog_name="queuectl", standalone_mode=False)
-        code = 0
+        # Without standalone mode, Click returns the code of a `typer.Exit` a command raised.
+        result = command.main(args=args, prog_name="queuectl", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
     except typer.Exit as exc:
         code = exc.exit_code
     except QueueError as exc:

@@ -21,8 +21,9 @@ LARGE_INPUT = 20_000
 
 @app.command()
 def init() -> None:
-    """Create the store, or upgrade it to this version's schema (safe to repeat)."""
+    """Create the store, or upgrade it to this version's schema, and check it (safe to repeat)."""
     s = store()
+    s.verify()
     print(s.location)
 
 
@@ -172,7 +173,7 @@ def show(job_id: str = typer.Argument(..., metavar="ID", help="The job's id."),
 @app.command()
 def logs(
     job_id: str = typer.Argument(..., metavar="ID", help="The job's id."),
-    attempt: Optional[int] = typer.Option(None, "--attempt", "-a", min=1, help="Which attempt (default: the latest)."),
+    attempt: Optional[int] = typer.Option(None, "--attempt", "-a", min=1, max=2**31 - 1, help="Which attempt (default: the latest)."),
     follow: bool = typer.Option(False, "--follow", "-F", help="Keep printing while the job runs."),
     raw: bool = typer.Option(False, "--raw", help="Exact bytes even on a terminal."),
 ) -> None:

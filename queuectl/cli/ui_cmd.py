@@ -7,19 +7,41 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 import typer
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, QueueError
 from ..store import open_store
 from .app import app, store
 from .settings import settings
 
 
-def run_console(loc: str, workers: int) -> None:
-    """Open the console on `loc` with `workers` pool workers; stop them all when it closes."""
+def _trickle(loc: str, stop: threading.Event, every: float = 3.0) -> None:
+    """Keep the demo alive: enqueue a new job every few seconds until the console closes."""
+    from queuectl_tui.demo import trickle_job
+
+    s = open_store(loc)
+    try:
+        n = 1
+        while not stop.wait(every):
+            s.enqueue([trickle_job(n)], now=time.time(), default_max_retries=3,
+                      default_cwd=os.path.dirname(loc))
+            n += 1
+    except QueueError:
+        pass  # the demo store went away with the console
+    finally:
+        s.close()
+
+
+def run_console(loc: str, workers: int, cleanup: Callable[[], None] = lambda: None) -> None:
+    """Open the console on `loc` with `workers` pool workers; stop them all when it closes.
+
+    A closed terminal (SIGHUP) stops the pool cold — running jobs are killed and given back —
+    and ends the process at once: there is no terminal left to restore or to ask anything.
+    """
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise InvalidInput("the console needs a terminal (use the other commands in scripts)")
     from queuectl_tui.app import make_app
@@ -27,17 +49,25 @@ def run_console(loc: str, workers: int) -> None:
     from ..pool import Pool
 
     pool = Pool(loc, workers, quiet=True) if workers > 0 else None
-    hangup = signal.getsignal(signal.SIGHUP)
-    if pool is not None:
-        pool.start()
-        # A closed terminal must not leave workers behind: stop cold, giving running jobs back.
-        signal.signal(signal.SIGHUP, lambda *_: pool.request_stop(cold=True))
+
+    def hangup(signum, frame) -> None:
+        try:
+            if pool is not None:
+                pool.stop(cold=True, timeout=10)
+            cleanup()
+        finally:
+            os._exit(128 + signum)
+
+    previous = signal.signal(signal.SIGHUP, hangup)
     try:
+        if pool is not None:
+            pool.start()
         make_app(lambda: open_store(loc), pool=pool, location=loc).run()
     finally:
         if pool is not None:
             pool.stop(cold=pool.cold, timeout=30)
-            signal.signal(signal.SIGHUP, hangup)
+        signal.signal(signal.SIGHUP, previous)
+        cleanup()
 
 
 @app.command()
@@ -60,13 +90,20 @@ def demo(workers: int = typer.Option(3, "--workers", "-w", min=0, max=64,
 
     folder = tempfile.mkdtemp(prefix="queuectl-demo-")
     loc = os.path.join(folder, "demo.db")
+    stop = threading.Event()
+    feeder = threading.Thread(target=_trickle, args=(loc, stop), daemon=True)
+
+    def cleanup() -> None:
+        stop.set()
+        if feeder.is_alive():
+            feeder.join(5)
+        shutil.rmtree(folder, ignore_errors=True)
+
     try:
         s = open_store(loc)
         seed_demo(s, time.time())
         s.close()
-        run_console(loc, workers)
+        feeder.start()
+        run_console(loc, workers, cleanup)
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-
+        cleanup()

@@ -11,7 +11,7 @@ import typer
 from ..durations import iso, parse_duration, relative
 from ..errors import InvalidInput
 from ..store.base import STOP_COLD, STOP_WARM
-from .app import location, store, worker_app
+from .app import fail, location, store, worker_app
 from .render import emit_json, table
 from .settings import settings
 
@@ -31,7 +31,9 @@ def worker_start(
     pool = Pool(location(), n, burst=burst, log=log_to_stderr)
     log_to_stderr(f"starting {n} worker{'s' if n != 1 else ''} on {location()}"
                   + (" (burst)" if burst else ""))
-    raise typer.Exit(pool.run())
+    code = pool.run()
+    if code:
+        raise fail(f"workers stopped: they cannot use the store {location()} (see above)", code)
 
 
 @worker_app.command("stop")

@@ -78,6 +78,9 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def verify(self) -> None:
+        """Check the whole store for damage (slow: reads every page); raise StoreUnusable."""
+
     # -- config
     @abstractmethod
     def config_items(self) -> dict[str, str]: ...
@@ -148,9 +151,15 @@ class Store(ABC):
         """
     @abstractmethod
     def rescue(self, *, now: float, policy: RetryPolicy,
-               worker_ids: Sequence[str] | None = None) -> list[str]:
+               worker_ids: Sequence[str] | None = None, stale_before: float | None = None,
+               lapsed: Sequence[tuple[str, str]] | None = None) -> list[str]:
         """Fail running jobs whose lease expired (or whose worker is among `worker_ids`, known
-        dead) as lost attempts; remove those workers' rows. Returns the rescued job ids."""
+        dead) as lost attempts; remove those workers' rows, and the rows of workers whose
+        heartbeat is older than `stale_before`. Returns the rescued job ids.
+
+        A lease expired when lease_until < now, unless `lapsed` is given: then exactly those
+        (job id, token) leases are expired, as the caller measured on its monotonic clock
+        (a wall-clock step then neither rescues a healthy job nor delays a rescue)."""
     @abstractmethod
     def next_due(self, now: float) -> float | None:
         """When the earliest waiting job becomes eligible (<= now if one already is)."""

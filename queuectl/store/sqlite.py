@@ -8,8 +8,9 @@ import sqlite3
 from typing import Iterable, Sequence
 
 from ..backoff import next_step, retry_delay
-from ..errors import Conflict, InvalidInput, JobNotFound
+from ..errors import Conflict, InvalidInput, JobNotFound, StoreUnusable
 from ..models import WAITING, Job, JobState, NewJob, Run, new_job_id
+from ..sanitize import one_line
 from .base import (RESCUE_LIMIT, Control, Outcome, Output, RetryPolicy, Status,
                    Store, WorkerInfo)
 from ..bell import ring
@@ -72,6 +73,12 @@ class SQLiteStore(Store):
     # -- plumbing
     def close(self) -> None:
         self._conn.close()
+
+    def verify(self) -> None:
+        problems = [r[0] for r in self._read("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            raise StoreUnusable(f"store {self.path} is corrupt or not a database "
+                                f"({one_line(problems[0], 80)})")
 
     def _write(self):
         return write(self._conn, self.path)
@@ -438,15 +445,25 @@ class SQLiteStore(Store):
         return True, nxt
 
     def rescue(self, *, now: float, policy: RetryPolicy,
-               worker_ids: Sequence[str] | None = None, stale_before: float | None = None) -> list[str]:
+               worker_ids: Sequence[str] | None = None, stale_before: float | None = None,
+               lapsed: Sequence[tuple[str, str]] | None = None) -> list[str]:
         dead_workers = list(worker_ids or ())
         rescued: list[str] = []
         with self._write() as c:
             marks = ",".join("?" * len(dead_workers))
             by_worker = f" OR worker_id IN ({marks})" if dead_workers else ""
+            by_lease, params = ("lease_until < ?", [now]) if lapsed is None else ("0", [])
             rows = c.execute(
                 f"SELECT {JOB_COLUMNS}, rescues, cancel FROM jobs WHERE state = 'running' "
-                f"AND (lease_until < ?{by_worker})", [now] + dead_workers).fetchall()
+                f"AND ({by_lease}{by_worker})", params + dead_workers).fetchall()
+            found = {row[0] for row in rows}
+            for job_id, token in lapsed or ():
+                row = c.execute(f"SELECT {JOB_COLUMNS}, rescues, cancel FROM jobs "
+                                "WHERE id = ? AND state = 'running' AND token = ?",
+                                (job_id, token)).fetchone()
+                if row is not None and row[0] not in found:
+                    rows.append(row)
+                    found.add(row[0])
             for row in rows:
                 job, rescues, cancel = _job(row[:-2]), row[-2] + 1, row[-1]
                 error = f"worker {job.worker_id} lost (lease expired)"
