@@ -276,11 +276,20 @@ def become_subreaper() -> bool:
     A job that escapes its process group (setsid, double fork) is then re-parented to us when
     its parent dies, rather than to init, so reap_orphans() can still find and kill it.
     """
-    return _prctl(_PR_SET_CHILD_SUBREAPER, ctypes.c_ulong(1)) == 0
+    global _subreaper_pid
+    if _prctl(_PR_SET_CHILD_SUBREAPER, ctypes.c_ulong(1)) == 0:
+        _subreaper_pid = os.getpid()
+        return True
+    return False
+
+
+_subreaper_pid: int | None = None  # this process, once it became a subreaper (forks are not)
 
 
 def is_subreaper() -> bool:
     """Whether this process is a child subreaper."""
+    if _subreaper_pid == os.getpid():
+        return True
     value = ctypes.c_int(0)
     return _prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(value)) == 0 and value.value != 0
 

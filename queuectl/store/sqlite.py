@@ -437,9 +437,10 @@ class SQLiteStore(Store):
                       "error = ? WHERE job_id = ? AND attempt = ?",
                       (now, outcome.exit_code, outcome.signal, run_outcome, outcome.error,
                        job.id, job.run_number))
-            c.execute("UPDATE workers SET job_id = NULL, heartbeat_at = ? WHERE id = ?",
-                      (now, job.worker_id))
             nxt = self._claim(c, claim_next, now, lease) if claim_next else None
+            if nxt is None or claim_next != job.worker_id:  # else the claim updated the row
+                c.execute("UPDATE workers SET job_id = NULL, heartbeat_at = ? WHERE id = ?",
+                          (now, job.worker_id))
         if retry_scheduled or outcome.give_back:
             self.ring()
         return True, nxt
