@@ -27,8 +27,12 @@ def queuectl_argv() -> list[str]:
 
 
 def child_env(db: str) -> dict[str, str]:
-    """This environment without any QUEUECTL_* setting of the user, pointed at `db`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QUEUECTL_")}
+    """This environment without any QUEUECTL_* setting of the user, pointed at `db`.
+
+    PYTHONDONTWRITEBYTECODE is dropped so commands run from cached bytecode, as installed
+    programs do (with it, every run would compile every module it imports)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("QUEUECTL_") and k != "PYTHONDONTWRITEBYTECODE"}
     env["QUEUECTL_DB"] = db
     return env
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 from typing import Optional
 
 import typer
@@ -28,8 +27,9 @@ app.add_typer(config_app, name="config")
 app.add_typer(worker_app, name="worker")
 
 
-@dataclass
 class Globals:
+    """The global options of this invocation."""
+
     db: str | None = None
     debug: bool = False
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import sqlite3
 from typing import Iterable, Sequence
 
@@ -340,7 +339,7 @@ class SQLiteStore(Store):
         return n
 
     def _claim(self, c: sqlite3.Connection, worker_id: str, now: float, lease: float) -> Job | None:
-        token = secrets.token_hex(8)
+        token = os.urandom(8).hex()
         row = c.execute(_CLAIM, (worker_id, token, now + lease, now, now, now)).fetchone()
         if row is None:
             return None
