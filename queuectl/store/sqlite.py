@@ -8,7 +8,7 @@ from typing import Iterable, Sequence
 
 from ..backoff import next_step, retry_delay
 from ..errors import Conflict, InvalidInput, JobNotFound, StoreUnusable
-from ..models import WAITING, Job, JobState, NewJob, Run, new_job_id
+from ..models import WAITING, Job, JobState, NewJob, Run, new_job_id, new_job_ids
 from ..sanitize import one_line
 from .base import (RESCUE_LIMIT, Control, Outcome, Output, RetryPolicy, Status,
                    Store, WorkerInfo)
@@ -113,7 +113,8 @@ class SQLiteStore(Store):
             seen: set[str] = set()
             dup = next(i for i in given if i in seen or seen.add(i))
             raise Conflict(f"job id {dup!r} appears twice in the input")
-        ids = [j.id or new_job_id() for j in jobs]
+        fresh = iter(new_job_ids(len(jobs) - len(given)))
+        ids = [j.id or next(fresh) for j in jobs]
         for _ in range(5):
             rows = [
                 (jid, j.command, j.priority,
