@@ -16,6 +16,8 @@ import tty
 from pathlib import Path
 from typing import Callable, NamedTuple, Sequence
 
+from procs import wait_for  # noqa: F401  (re-exported for the CLI tests)
+
 QUEUECTL = [sys.executable, "-m", "queuectl"]
 TIMEOUT = 60
 
@@ -170,19 +172,6 @@ def job_count(db) -> int:
         return conn.execute("SELECT count(*) FROM jobs").fetchone()[0]
     finally:
         conn.close()
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 15.0, interval: float = 0.02,
-             what: str = "condition") -> object:
-    """Poll until predicate() is truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def run_burst(db, **kw) -> None:
