@@ -509,3 +509,11 @@ def test_store_locked_longer_than_the_busy_timeout(db, args):
         locker.stdin.close()
         locker.wait(timeout=30)
     assert snapshot(db) == before
+
+
+@pytest.mark.parametrize("key, value", [("workers", "-1"), ("backoff-jitter", "-0.5"),
+                                        ("max-retries", "-3")])
+def test_config_set_negative_values_are_refused_by_their_key(tmp_path, key, value):
+    db = str(tmp_path / "q.db")
+    done = run_cli("config", "set", key, value, db=db)
+    assert_error(done, 2, key)

@@ -33,7 +33,7 @@ def config_get(key: str = typer.Argument(..., help="A setting's name.")) -> None
     print(_show(getattr(settings, name.replace("-", "_"))))
 
 
-@config_app.command("set")
+@config_app.command("set", context_settings={"ignore_unknown_options": True})
 def config_set(key: str = typer.Argument(...), value: str = typer.Argument(...)) -> None:
     """Store a setting (validated first) for every command and worker using this store."""
     name = config.validate(key, value)
