@@ -19,9 +19,10 @@ from typing import Callable
 
 from .config import resolve
 from .errors import PermissionDenied, StoreUnusable
-from .runner import kill_leftovers
+from .reaper import kill_leftovers
 from .store import open_store
-from .worker import PAUSE, RUN, dead_local_workers, host_name, policy_of, worker_main
+from .worker import PAUSE, RUN, dead_local_workers, host_name, policy_of
+from .worker_process import worker_main
 
 SUPERVISE_EVERY = 0.2
 # Exit codes of a worker that cannot use the store at all (errors.StoreUnusable,

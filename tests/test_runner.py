@@ -344,7 +344,8 @@ def test_huge_output_keeps_memory_flat_and_head_tail_exact():
 CHILD = textwrap.dedent("""
     import json, os, sys
     from queuectl.output import OutputCapture
-    from queuectl.runner import become_subreaper, is_subreaper, run_command, reap_orphans
+    from queuectl.reaper import become_subreaper, is_subreaper, reap_orphans
+    from queuectl.runner import run_command
     mode, mark = sys.argv[1], sys.argv[2]
     env = dict(os.environ, QUEUECTL_JOB_ID=mark, ESCAPED=f"/tmp/{mark}.pid")
     report = {"subreaper": become_subreaper() if mode != "plain" else False}
@@ -412,6 +413,6 @@ def test_reap_orphans_kills_only_marked_orphans():
 
 
 def test_test_process_is_not_a_subreaper():
-    from queuectl.runner import is_subreaper
+    from queuectl.reaper import is_subreaper
 
     assert not is_subreaper()
