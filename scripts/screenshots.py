@@ -1,6 +1,6 @@
 """Regenerate screenshots/*.svg (and *.png when rsvg-convert is installed) from a seeded store.
 
-    /work/venv/bin/python scripts/screenshots.py [--out screenshots] [--size 120x32]
+    python scripts/screenshots.py [--out screenshots] [--size 120x32]
 """
 
 from __future__ import annotations
