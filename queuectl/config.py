@@ -119,6 +119,11 @@ class Settings(NamedTuple):
     durability: str
 
 
+def settings_of(store) -> Settings:
+    """The settings in force for a store (anything with `config_items()`), env included."""
+    return resolve(store.config_items())[0]
+
+
 def resolve(stored: Mapping[str, str], environ: Mapping[str, str] | None = None,
             overrides: Mapping[str, str] | None = None) -> tuple[Settings, dict[str, str]]:
     """Settings plus, for each key, where its value came from (flag/env/store/default)."""

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .config import resolve
+from .config import settings_of
 from .errors import PermissionDenied, StoreUnusable
 from .reaper import kill_leftovers
 from .store import open_store
@@ -66,10 +66,7 @@ class Pool:
         self._store.verify()  # once per pool: damage found now is not written over by workers
         dead = dead_local_workers(self._store, host_name())
         if dead:
-            kill_leftovers(dead)
-            settings = resolve(self._store.config_items())[0]
-            rescued = self._store.rescue(now=time.time(), policy=policy_of(settings),
-                                         worker_ids=dead, lapsed=())
+            rescued = self._rescue(dead)
             if rescued:
                 self.log(f"rescued {len(rescued)} job(s) left by workers that died")
         for _ in range(self.size):
@@ -169,16 +166,17 @@ class Pool:
                 time.sleep(1.0)
             self._spawn()
 
-    def _rescue(self, worker_ids: list[str]) -> None:
+    def _rescue(self, worker_ids: list[str]) -> list[str]:
+        """Kill what is left of dead workers' jobs, then rescue those jobs; their ids."""
         if self._store is None:
-            return
+            return []
         kill_leftovers(worker_ids)  # their jobs' processes, before the jobs can run again
         try:
-            settings = resolve(self._store.config_items())[0]
-            self._store.rescue(now=time.time(), policy=policy_of(settings), worker_ids=worker_ids,
-                               lapsed=())
+            return self._store.rescue(now=time.time(), policy=policy_of(settings_of(self._store)),
+                                      worker_ids=worker_ids, lapsed=())
         except Exception as exc:  # noqa: BLE001 - the lease expiry rescues it later anyway
             self.log(f"could not rescue jobs of {', '.join(worker_ids)} now: {exc}")
+            return []
 
     def stop(self, cold: bool = False, timeout: float | None = None) -> None:
         """Stop every worker (warm: let running jobs finish) and wait for them to exit."""

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Callable
 
-from .config import resolve
+from .config import settings_of
 from .errors import PermissionDenied, QueueError, StoreUnusable
 from .models import JobState
 from .reaper import become_subreaper
@@ -95,7 +95,7 @@ def worker_main(location: str, worker_id: str, *, burst: bool = False, quiet: bo
     log = _logger(worker_id, quiet)
     try:
         store = open_store(location, durability="normal")
-        settings = resolve(store.config_items())[0]
+        settings = settings_of(store)
         if settings.durability == "full":
             store.close()
             store = open_store(location, durability="full")

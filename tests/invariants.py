@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Mapping
 
-from procs import processes_with_env, wait_for
+from procs import processes_with_env, stop, wait_for
 
 STATES = {"pending", "running", "completed", "failed", "dead"}
 OUTCOMES = {"completed", "failed", "cancelled", "lost", "interrupted"}
@@ -356,20 +356,8 @@ def start_pool(db, *args: str, env: dict | None = None) -> subprocess.Popen:
 
 
 def stop_pool(proc: subprocess.Popen, timeout: float = 20) -> str:
-    """Stop a start_pool() pool like procs.stop does (warm, then cold); return its log."""
-    import signal
-
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=1.5)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    """Stop a start_pool() pool as procs.stop does (warm, then cold); return its log."""
+    stop(proc, timeout)
     return pool_log(proc, remove=True)
 
 

@@ -19,6 +19,8 @@ import queuectl
 from queuectl.output import STDERR, STDOUT, OutputCapture
 from queuectl.runner import RunResult, _start_error, run_command, signal_name
 
+from procs import processes_with_env
+
 REPO = str(Path(queuectl.__file__).resolve().parent.parent)
 
 
@@ -32,21 +34,7 @@ def job_env(mark: str, **extra: str) -> dict[str, str]:
 
 def marked_pids(mark: str) -> list[int]:
     """Live (non-zombie) processes whose environment carries QUEUECTL_JOB_ID=mark."""
-    needle = f"QUEUECTL_JOB_ID={mark}".encode()
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as f:
-                environ = f.read().split(b"\0")
-            with open(f"/proc/{name}/stat", "rb") as f:
-                state = f.read().rsplit(b")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if needle in environ and state != b"Z":
-            found.append(int(name))
-    return found
+    return processes_with_env("QUEUECTL_JOB_ID", mark)
 
 
 def wait_until(condition, timeout: float) -> bool:

@@ -16,7 +16,7 @@ from textual import work
 from textual.app import App
 from textual.screen import Screen
 
-from queuectl.config import resolve
+from queuectl.config import settings_of
 from queuectl.errors import QueueError
 from queuectl.models import NewJob
 from queuectl.sanitize import one_line
@@ -191,7 +191,7 @@ class QueueApp(PoolAndPalette, App):
 
     def enqueue_job(self, job: NewJob, cwd: str) -> str:
         def enqueue(store: Store) -> str:
-            settings = resolve(store.config_items())[0]
+            settings = settings_of(store)
             return store.enqueue([job], now=self.clock(), default_max_retries=settings.max_retries,
                                  default_cwd=cwd)[0]
         job_id = self.with_store(enqueue)

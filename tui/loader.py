@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Callable, Protocol
 
-from queuectl.config import resolve
+from queuectl.config import settings_of
 from queuectl.errors import JobNotFound, QueueError
 from queuectl.logview import pieces
 from queuectl.store.base import Store
@@ -59,7 +59,7 @@ class Loader:
 
     def _load(self, store: Store, request: Request) -> Snapshot:
         now = self.clock()
-        settings = resolve(store.config_items())[0]
+        settings = settings_of(store)
         status = store.status(now, worker_timeout=settings.lease * 2)
         self.rate.add(now, status.finished_last_minute)
         panes = {}

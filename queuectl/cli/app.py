@@ -31,7 +31,6 @@ class Globals:
     """The global options of this invocation."""
 
     db: str | None = None
-    debug: bool = False
 
 
 GLOBALS = Globals()
@@ -45,8 +44,7 @@ def _global_options(
              "env QUEUECTL_DB).", show_default=False),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
 ) -> None:
-    GLOBALS.db = db
-    GLOBALS.debug = debug
+    GLOBALS.db = db  # --debug is read from argv by main(), before any command runs
 
 
 def location() -> str:

@@ -14,7 +14,7 @@ from ..errors import InvalidInput
 from ..models import JobState, NewJob, parse_spec_json, validate_spec
 from .app import app, store
 from .render import emit_json, job_json, jobs_table, run_json, table
-from .settings import settings
+from ..config import settings_of as settings
 
 LARGE_INPUT = 20_000
 

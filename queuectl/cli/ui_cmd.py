@@ -16,7 +16,7 @@ import typer
 from ..errors import InvalidInput, QueueError
 from ..store import open_store
 from .app import app, store
-from .settings import settings
+from ..config import settings_of as settings
 
 
 def _trickle(loc: str, stop: threading.Event, every: float = 3.0) -> None:

@@ -13,7 +13,7 @@ from ..errors import InvalidInput
 from ..store.base import STOP_COLD, STOP_WARM
 from .app import fail, location, store, worker_app
 from .render import emit_json, table
-from .settings import settings
+from ..config import settings_of as settings
 
 
 @worker_app.command("start")
