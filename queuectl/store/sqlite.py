@@ -6,24 +6,19 @@ import os
 import sqlite3
 from typing import Iterable, Sequence
 
-from ..backoff import next_step, retry_delay
 from ..errors import Conflict, InvalidInput, JobNotFound, StoreUnusable
-from ..models import WAITING, Job, JobState, NewJob, Run, new_job_id, new_job_ids
+from ..models import Job, JobState, NewJob, Run, new_job_id
 from ..sanitize import one_line
-from .base import (RESCUE_LIMIT, Control, Outcome, Output, RetryPolicy, Status,
-                   Store, WorkerInfo)
+from .base import Control, Outcome, Output, RetryPolicy, Status, Store, WorkerInfo
 from ..bell import ring
+from .rows import (enqueue_rows, job_from_row as _job, job_ids_for, like_pattern, list_groups,
+                   run_from_row as _run)
 from .sqlite_conn import open_connection, translated, write
+from .transitions import (CANCEL_RUNNING_SQL, CANCEL_WAITING_SQL, FINISH_RUN_SQL, FINISH_SQL,
+                          JOB_COLUMNS, ORDER_WAITING, RESCUE_RUN_SQL, RESCUE_SQL,
+                          RETRY_DEAD_RESET, RUN_COLUMNS, finish_step, rescue_params,
+                          rescue_step)
 
-JOB_COLUMNS = (
-    "id, command, state, priority, attempts, max_retries, timeout, cwd, run_at, created_at, "
-    "updated_at, started_at, finished_at, exit_code, last_error, worker_id, lease_until, "
-    "cancelled, token, runs"
-)
-RUN_COLUMNS = (
-    "job_id, attempt, started_at, finished_at, exit_code, signal, outcome, error, worker, host, "
-    "output_bytes, dropped"
-)
 _CLAIM = f"""
 UPDATE jobs SET state = 'running', attempts = attempts + 1, runs = runs + 1, worker_id = ?,
     token = ?, lease_until = ?, started_at = ?, updated_at = ?, finished_at = NULL,
@@ -35,31 +30,9 @@ WHERE seq = (
 )
 RETURNING {JOB_COLUMNS}
 """
-_ORDER_WAITING = "ORDER BY priority DESC, run_at, seq"
-_ORDER_RECENT = "ORDER BY updated_at DESC, seq DESC"
 # Waiting jobs are read through their partial indexes, named explicitly: without ANALYZE
 # statistics the planner prefers (state, updated_at) and then sorts every waiting job.
 _FROM_WAITING = "jobs INDEXED BY jobs_ready WHERE state IN ('pending', 'failed') AND"
-
-
-def _job(row: Sequence) -> Job:
-    return Job(
-        id=row[0], command=row[1], state=JobState(row[2]), priority=row[3], attempts=row[4],
-        max_retries=row[5], timeout=row[6], cwd=row[7], run_at=row[8], created_at=row[9],
-        updated_at=row[10], started_at=row[11], finished_at=row[12], exit_code=row[13],
-        last_error=row[14], worker_id=row[15], lease_until=row[16], cancelled=bool(row[17]),
-        token=row[18], run_number=row[19],
-    )
-
-
-def _run(row: Sequence) -> Run:
-    return Run(*row)
-
-
-def like_pattern(text: str) -> str:
-    """A LIKE pattern that matches `text` literally anywhere (escape character: backslash)."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 class SQLiteStore(Store):
@@ -108,21 +81,11 @@ class SQLiteStore(Store):
     # -- enqueue
     def enqueue(self, jobs: Sequence[NewJob], *, now: float, default_max_retries: int,
                 default_cwd: str) -> list[str]:
+        ids = job_ids_for(jobs)
         given = [j.id for j in jobs if j.id is not None]
-        if len(set(given)) != len(given):
-            seen: set[str] = set()
-            dup = next(i for i in given if i in seen or seen.add(i))
-            raise Conflict(f"job id {dup!r} appears twice in the input")
-        fresh = iter(new_job_ids(len(jobs) - len(given)))
-        ids = [j.id or next(fresh) for j in jobs]
         for _ in range(5):
-            rows = [
-                (jid, j.command, j.priority,
-                 default_max_retries if j.max_retries is None else j.max_retries, j.timeout,
-                 j.cwd or default_cwd,
-                 j.run_at if j.run_at is not None else now + (j.delay or 0.0), now, now)
-                for jid, j in zip(ids, jobs)
-            ]
+            rows = enqueue_rows(ids, jobs, now=now, default_max_retries=default_max_retries,
+                                default_cwd=default_cwd)
             try:
                 with self._write() as c:
                     c.executemany(
@@ -159,27 +122,18 @@ class SQLiteStore(Store):
 
     def list_jobs(self, states: Iterable[JobState] | None = None, limit: int | None = 100,
                   text: str | None = None) -> list[Job]:
-        wanted = list(dict.fromkeys(states or JobState))
         where_text, params_text = "", []
         if text:
             where_text = " AND (id LIKE ? ESCAPE '\\' OR command LIKE ? ESCAPE '\\')"
             params_text = [like_pattern(text)] * 2
-        groups: list[tuple[list[JobState], str]] = []
-        if JobState.RUNNING in wanted:
-            groups.append(([JobState.RUNNING], _ORDER_RECENT))
-        waiting = [s for s in wanted if s in WAITING]
-        if waiting:
-            groups.append((waiting, _ORDER_WAITING))
-        for state in (JobState.COMPLETED, JobState.DEAD):
-            if state in wanted:
-                groups.append(([state], _ORDER_RECENT))
+        groups = list_groups(states)
         out: list[Job] = []
         for group, order in groups:
             remaining = -1 if limit is None else limit - len(out)
             if remaining == 0:
                 break
             marks = ",".join("?" * len(group))
-            source = _FROM_WAITING if order == _ORDER_WAITING else "jobs WHERE"
+            source = _FROM_WAITING if order == ORDER_WAITING else "jobs WHERE"
             rows = self._read(
                 f"SELECT {JOB_COLUMNS} FROM {source} state IN ({marks}){where_text} "
                 f"{order} LIMIT ?", [s.value for s in group] + params_text + [remaining])
@@ -246,9 +200,7 @@ class SQLiteStore(Store):
         return states
 
     def retry_dead(self, ids: Sequence[str] | None, *, now: float) -> list[str]:
-        reset = ("state = 'pending', attempts = 0, rescues = 0, cancel = 0, cancelled = 0, "
-                 "run_at = ?, updated_at = ?, finished_at = NULL, worker_id = NULL, token = NULL, "
-                 "lease_until = NULL, last_error = NULL, exit_code = NULL")
+        reset = RETRY_DEAD_RESET
         with self._write() as c:
             if ids is None:
                 done = [r[0] for r in c.execute(
@@ -295,15 +247,11 @@ class SQLiteStore(Store):
                 if state in (JobState.COMPLETED, JobState.DEAD):
                     raise Conflict(f"job {job_id!r} is already {state.value}; nothing to cancel")
             for job_id in ids:
-                cur = c.execute(
-                    "UPDATE jobs SET state = 'dead', cancelled = 1, last_error = 'cancelled', "
-                    "updated_at = ?, finished_at = ? "
-                    "WHERE id = ? AND state IN ('pending', 'failed')", (now, now, job_id))
+                cur = c.execute(CANCEL_WAITING_SQL, (now, now, job_id))
                 if cur.rowcount:
                     result[job_id] = "cancelled"
                 else:
-                    c.execute("UPDATE jobs SET cancel = 1 WHERE id = ? AND state = 'running'",
-                              (job_id,))
+                    c.execute(CANCEL_RUNNING_SQL, (job_id,))
                     result[job_id] = "cancelling"
         self.ring()
         return result
@@ -405,43 +353,20 @@ class SQLiteStore(Store):
                head: Sequence[tuple[int, bytes]] = (),
                tail: tuple[Sequence[tuple[int, bytes]], int] | None = None,
                claim_next: str | None = None, lease: float = 0.0) -> tuple[bool, Job | None]:
-        retry_scheduled = False
+        step = finish_step(job, outcome, now, policy)
         with self._write() as c:
-            if outcome.give_back:
-                sets = ("state = 'pending', attempts = attempts - 1, run_at = ?",
-                        [now], "interrupted")
-            elif outcome.ok:
-                sets = ("state = 'completed', finished_at = ?, exit_code = ?, last_error = NULL",
-                        [now, outcome.exit_code], "completed")
-            elif outcome.cancelled:
-                sets = ("state = 'dead', cancelled = 1, finished_at = ?, exit_code = ?, "
-                        "last_error = ?", [now, outcome.exit_code, f"cancelled ({outcome.error})"
-                                           if outcome.error else "cancelled"], "cancelled")
-            elif next_step(job.attempts, job.max_retries) == "retry":
-                delay = retry_delay(job.attempts, policy.base, policy.cap, policy.jitter)
-                sets = ("state = 'failed', run_at = ?, exit_code = ?, last_error = ?",
-                        [now + delay, outcome.exit_code, outcome.error], "failed")
-                retry_scheduled = True
-            else:
-                sets = ("state = 'dead', finished_at = ?, exit_code = ?, last_error = ?",
-                        [now, outcome.exit_code, outcome.error], "failed")
-            clause, params, run_outcome = sets
-            cur = c.execute(
-                f"UPDATE jobs SET {clause}, updated_at = ?, worker_id = NULL, token = NULL, "
-                f"lease_until = NULL WHERE id = ? AND state = 'running' AND token = ?",
-                params + [now, job.id, job.token])
+            cur = c.execute(FINISH_SQL.format(assignments=step.assignments),
+                            step.params + [now, job.id, job.token])
             if cur.rowcount != 1:
                 return False, None  # stale claim: the guarded UPDATE changed nothing
             self._store_output(c, job, head, tail)
-            c.execute("UPDATE runs SET finished_at = ?, exit_code = ?, signal = ?, outcome = ?, "
-                      "error = ? WHERE job_id = ? AND attempt = ?",
-                      (now, outcome.exit_code, outcome.signal, run_outcome, outcome.error,
-                       job.id, job.run_number))
+            c.execute(FINISH_RUN_SQL, (now, outcome.exit_code, outcome.signal, step.run_outcome,
+                                       outcome.error, job.id, job.run_number))
             nxt = self._claim(c, claim_next, now, lease) if claim_next else None
             if nxt is None or claim_next != job.worker_id:  # else the claim updated the row
                 c.execute("UPDATE workers SET job_id = NULL, heartbeat_at = ? WHERE id = ?",
                           (now, job.worker_id))
-        if retry_scheduled or outcome.give_back:
+        if step.wakes_workers:
             self.ring()
         return True, nxt
 
@@ -466,30 +391,10 @@ class SQLiteStore(Store):
                     rows.append(row)
                     found.add(row[0])
             for row in rows:
-                job, rescues, cancel = _job(row[:-2]), row[-2] + 1, row[-1]
-                error = f"worker {job.worker_id} lost (lease expired)"
-                if job.worker_id in dead_workers:
-                    error = f"worker {job.worker_id} died"
-                if cancel:
-                    state, when, last = "dead", None, "cancelled"
-                elif rescues >= RESCUE_LIMIT:
-                    state, when = "dead", None
-                    last = f"{error}; its runs were lost {rescues} times, moved to the DLQ"
-                elif next_step(job.attempts, job.max_retries) == "retry":
-                    delay = retry_delay(job.attempts, policy.base, policy.cap, policy.jitter)
-                    state, when, last = "failed", now + delay, error
-                else:
-                    state, when, last = "dead", None, error
-                c.execute(
-                    "UPDATE jobs SET state = ?, run_at = coalesce(?, run_at), last_error = ?, "
-                    "rescues = ?, cancelled = ?, updated_at = ?, "
-                    "finished_at = CASE WHEN ? = 'dead' THEN ? END, worker_id = NULL, "
-                    "token = NULL, lease_until = NULL "
-                    "WHERE id = ? AND state = 'running' AND token = ?",
-                    (state, when, last, rescues, cancel, now, state, now, job.id, job.token))
-                c.execute("UPDATE runs SET finished_at = ?, outcome = 'lost', error = ? "
-                          "WHERE job_id = ? AND attempt = ? AND finished_at IS NULL",
-                          (now, error, job.id, job.run_number))
+                job, rescues, cancel = _job(row[:-2]), row[-2] + 1, bool(row[-1])
+                step = rescue_step(job, rescues, cancel, dead_workers, now, policy)
+                c.execute(RESCUE_SQL, rescue_params(job, step, rescues, cancel, now))
+                c.execute(RESCUE_RUN_SQL, (now, step.run_error, job.id, job.run_number))
                 rescued.append(job.id)
             if dead_workers:
                 c.execute(f"DELETE FROM workers WHERE id IN ({marks})", dead_workers)

@@ -1,0 +1,67 @@
+"""Rows in and out of every store: job/run tuples, enqueue rows, list groups, LIKE patterns."""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+from ..errors import Conflict
+from ..models import WAITING, Job, JobState, NewJob, Run, new_job_ids
+from .transitions import ORDER_RECENT, ORDER_WAITING
+
+
+def job_from_row(row: Sequence) -> Job:
+    return Job(
+        id=row[0], command=row[1], state=JobState(row[2]), priority=row[3], attempts=row[4],
+        max_retries=row[5], timeout=row[6], cwd=row[7], run_at=row[8], created_at=row[9],
+        updated_at=row[10], started_at=row[11], finished_at=row[12], exit_code=row[13],
+        last_error=row[14], worker_id=row[15], lease_until=row[16], cancelled=bool(row[17]),
+        token=row[18], run_number=row[19],
+    )
+
+
+def run_from_row(row: Sequence) -> Run:
+    return Run(*row)
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern that matches `text` literally anywhere (escape character: backslash)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def job_ids_for(jobs: Sequence[NewJob]) -> list[str]:
+    """The ids the jobs will get: their own, or fresh ones; refuse an id given twice."""
+    given = [j.id for j in jobs if j.id is not None]
+    if len(set(given)) != len(given):
+        seen: set[str] = set()
+        dup = next(i for i in given if i in seen or seen.add(i))
+        raise Conflict(f"job id {dup!r} appears twice in the input")
+    fresh = iter(new_job_ids(len(jobs) - len(given)))
+    return [j.id or next(fresh) for j in jobs]
+
+
+def enqueue_rows(ids: Sequence[str], jobs: Sequence[NewJob], *, now: float,
+                 default_max_retries: int, default_cwd: str) -> list[tuple]:
+    """(id, command, priority, max_retries, timeout, cwd, run_at, created_at, updated_at)."""
+    return [
+        (jid, j.command, j.priority,
+         default_max_retries if j.max_retries is None else j.max_retries, j.timeout,
+         j.cwd or default_cwd, j.run_at if j.run_at is not None else now + (j.delay or 0.0),
+         now, now)
+        for jid, j in zip(ids, jobs)
+    ]
+
+
+def list_groups(states: Iterable[JobState] | None) -> list[tuple[list[JobState], str]]:
+    """How `list_jobs` reads: running (newest first), waiting (in run order), completed, dead."""
+    wanted = list(dict.fromkeys(states or JobState))
+    groups: list[tuple[list[JobState], str]] = []
+    if JobState.RUNNING in wanted:
+        groups.append(([JobState.RUNNING], ORDER_RECENT))
+    waiting = [s for s in wanted if s in WAITING]
+    if waiting:
+        groups.append((waiting, ORDER_WAITING))
+    for state in (JobState.COMPLETED, JobState.DEAD):
+        if state in wanted:
+            groups.append(([state], ORDER_RECENT))
+    return groups
