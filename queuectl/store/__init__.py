@@ -26,9 +26,20 @@ def is_url(location: str) -> bool:
     return location.startswith(("postgresql://", "postgres://"))
 
 
+def display_location(location: str) -> str:
+    """The location as shown to people: a URL loses its password."""
+    if is_url(location):
+        from .postgres_conn import parse_location
+
+        return parse_location(location).display
+    return location
+
+
 def open_store(location: str, *, durability: str = "full") -> Store:
     if is_url(location):
-        raise InvalidInput("PostgreSQL stores are not supported yet; use an SQLite file path")
+        from .postgres import PostgresStore
+
+        return PostgresStore(location, durability=durability)
     from .sqlite import SQLiteStore
 
     return SQLiteStore(location, durability=durability)

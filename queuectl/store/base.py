@@ -1,11 +1,12 @@
 """The Store interface: every state change of a job is one short, guarded transaction.
 
-Implementations: `sqlite.SQLiteStore` (the default). The contract tests in tests/ run against
+Implementations: `sqlite.SQLiteStore` (the default) and `postgres.PostgresStore`. The contract tests in tests/ run against
 every implementation unchanged.
 """
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from typing import Iterable, NamedTuple, Sequence
 
@@ -77,6 +78,17 @@ class Store(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    def now(self) -> float:
+        """The store's clock, in epoch seconds: what run_at, leases and heartbeats are written in.
+        A shared server's clock for a server store (hosts' clocks may disagree)."""
+        return time.time()
+
+    def doorbell(self, everything: bool = False):
+        """Something to wait on until work may be there (see wake.py): `wait(timeout, fds)`,
+        `clear()`, `close()`. `everything`: wake on every change (for a console), not only on
+        new work. None when the store has no way to notify."""
+        return None
 
     def verify(self) -> None:
         """Check the whole store for damage (slow: reads every page); raise StoreUnusable."""

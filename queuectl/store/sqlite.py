@@ -59,6 +59,11 @@ class SQLiteStore(Store):
         with translated(self.path):
             return self._conn.execute(sql, params).fetchall()
 
+    def doorbell(self, everything: bool = False):
+        from ..wake import Doorbell
+
+        return None if everything else Doorbell(self.bell_path)
+
     def ring(self) -> None:
         """Touch the doorbell file so idle workers wake (see wake.py)."""
         ring(self.bell_path)

@@ -1,0 +1,134 @@
+"""The PostgreSQL schema, in a namespace of its own (default `queuectl`), and its migrations.
+
+The namespace holds a `meta` table naming its owner and schema version, so a namespace of
+another program, or one written by a newer queuectl, is refused rather than changed. Migrations
+run in one transaction under an advisory lock: concurrent first starts of many workers on many
+hosts create the schema exactly once.
+"""
+
+from __future__ import annotations
+
+from ..errors import StoreUnusable
+
+SCHEMA_VERSION = 1
+OWNER = "queuectl"
+
+_V1 = """
+CREATE TABLE jobs (
+    seq          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id           text NOT NULL UNIQUE,
+    command      text NOT NULL,
+    state        text NOT NULL,
+    priority     integer NOT NULL DEFAULT 0,
+    attempts     integer NOT NULL DEFAULT 0,
+    max_retries  integer NOT NULL,
+    timeout      double precision,
+    cwd          text NOT NULL,
+    run_at       double precision NOT NULL,
+    created_at   double precision NOT NULL,
+    updated_at   double precision NOT NULL,
+    started_at   double precision,
+    finished_at  double precision,
+    exit_code    integer,
+    last_error   text,
+    worker_id    text,
+    token        text,
+    lease_until  double precision,
+    rescues      integer NOT NULL DEFAULT 0,
+    cancel       integer NOT NULL DEFAULT 0,
+    cancelled    integer NOT NULL DEFAULT 0,
+    runs         integer NOT NULL DEFAULT 0
+);
+CREATE INDEX jobs_ready ON jobs (priority DESC, run_at, seq) WHERE state IN ('pending', 'failed');
+CREATE INDEX jobs_due ON jobs (run_at) WHERE state IN ('pending', 'failed');
+CREATE INDEX jobs_state_updated ON jobs (state, updated_at);
+CREATE INDEX jobs_lease ON jobs (lease_until) WHERE state = 'running';
+
+CREATE TABLE runs (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job_id       text NOT NULL,
+    attempt      integer NOT NULL,
+    started_at   double precision NOT NULL,
+    finished_at  double precision,
+    exit_code    integer,
+    signal       text,
+    outcome      text,
+    error        text,
+    worker       text,
+    host         text,
+    output_bytes bigint NOT NULL DEFAULT 0,
+    dropped      bigint NOT NULL DEFAULT 0,
+    UNIQUE (job_id, attempt)
+);
+
+CREATE TABLE output (
+    run_id  bigint NOT NULL,
+    part    smallint NOT NULL,  -- 0 head, 1 tail
+    seq     integer NOT NULL,
+    stream  smallint NOT NULL,  -- 1 stdout, 2 stderr
+    data    bytea NOT NULL,
+    PRIMARY KEY (run_id, part, seq)
+);
+
+CREATE TABLE workers (
+    id           text PRIMARY KEY,
+    pid          integer NOT NULL,
+    host         text NOT NULL,
+    started_at   double precision NOT NULL,
+    heartbeat_at double precision NOT NULL,
+    job_id       text,
+    stop         integer NOT NULL DEFAULT 0
+);
+
+CREATE TABLE config (
+    key   text PRIMARY KEY,
+    value text NOT NULL
+);
+"""
+
+MIGRATIONS: dict[int, str] = {1: _V1}
+
+
+def _version(tx, schema: str, where: str) -> int:
+    """The namespace's schema version: 0 when it does not exist yet; refuse a foreign or newer one."""
+    exists = tx.one("SELECT 1 FROM pg_namespace WHERE nspname = ?", (schema,))
+    if exists is None:
+        return 0
+    has_meta = tx.one("SELECT 1 FROM pg_tables WHERE schemaname = ? AND tablename = 'meta'",
+                      (schema,))
+    if has_meta is None:
+        tables = tx.one("SELECT count(*) FROM pg_tables WHERE schemaname = ?", (schema,))[0]
+        if tables:
+            raise StoreUnusable(f"schema {schema!r} at {where} belongs to another program; "
+                                "choose another with ?schema=NAME in the URL")
+        return 0
+    meta = dict(tx.all("SELECT key, value FROM meta"))
+    if meta.get("owner") != OWNER:
+        raise StoreUnusable(f"schema {schema!r} at {where} belongs to another program; "
+                            "choose another with ?schema=NAME in the URL")
+    version = int(meta.get("version", "0"))
+    if version > SCHEMA_VERSION:
+        raise StoreUnusable(f"schema {schema!r} at {where} was written by a newer queuectl "
+                            f"(schema {version}, this one knows {SCHEMA_VERSION}); upgrade queuectl")
+    return version
+
+
+def ensure_schema(conn, schema: str, where: str) -> None:
+    """Create or migrate the namespace (all steps or none); a no-op when it is current."""
+    if conn.transaction(lambda tx: _version(tx, schema, where)) == SCHEMA_VERSION:
+        return
+
+    def migrate(tx) -> None:
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (f"queuectl-migrate:{schema}",))
+        current = _version(tx, schema, where)  # again, under the lock
+        if current == SCHEMA_VERSION:
+            return
+        if current == 0:
+            tx.cur.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            tx.cur.execute(f'CREATE TABLE "{schema}".meta (key text PRIMARY KEY, value text NOT NULL)')
+            tx.execute("INSERT INTO meta (key, value) VALUES ('owner', ?), ('version', '0')", (OWNER,))
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            tx.cur.execute(MIGRATIONS[version])
+        tx.execute("UPDATE meta SET value = ? WHERE key = 'version'", (str(SCHEMA_VERSION),))
+
+    conn.transaction(migrate)
