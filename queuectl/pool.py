@@ -172,7 +172,7 @@ class Pool:
             return []
         kill_leftovers(worker_ids)  # their jobs' processes, before the jobs can run again
         try:
-            return self._store.rescue(now=time.time(), policy=policy_of(settings_of(self._store)),
+            return self._store.rescue(now=self._store.now(), policy=policy_of(settings_of(self._store)),
                                       worker_ids=worker_ids, lapsed=())
         except Exception as exc:  # noqa: BLE001 - the lease expiry rescues it later anyway
             self.log(f"could not rescue jobs of {', '.join(worker_ids)} now: {exc}")

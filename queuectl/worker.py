@@ -33,8 +33,14 @@ STORE_RETRY_MAX = 2.0
 RUN, PAUSE = 0, 1
 
 
+HOST_VAR = "QUEUECTL_HOST"
+
+
 def host_name() -> str:
-    return socket.gethostname()
+    """This host's name as workers record it: QUEUECTL_HOST, else the system's host name.
+    Workers rescue the jobs of dead workers of the same host at once (by pid), and those of
+    other hosts only after their lease, so two hosts must not share a name."""
+    return os.environ.get(HOST_VAR) or socket.gethostname()
 
 
 def pid_alive(pid: int) -> bool:
@@ -80,10 +86,12 @@ class Worker:
                  log: Callable[[str], None] | None = None,
                  paused: Callable[[], bool] = lambda: False,
                  set_busy: Callable[[bool], None] = lambda busy: None,
-                 parent_pid: int | None = None, clock: Callable[[], float] = time.time,
+                 parent_pid: int | None = None, clock: Callable[[], float] | None = None,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.store = store
-        self.clock = clock  # wall time: what is stored (run_at, lease_until, heartbeats)
+        # The store's clock (a server's for a server store): what run_at, lease_until and
+        # heartbeats are written in.
+        self.clock = clock or store.now
         self.monotonic = monotonic  # durations: intervals, and how long a lease went unrenewed
         self.id = worker_id
         self.settings = settings

@@ -32,9 +32,7 @@ def _logger(worker_id: str, quiet: bool) -> Callable[[str], None]:
 
 def serve(worker: Worker, *, burst: bool, wake_fd: int | None = None) -> None:
     """The worker loop: run jobs while there are any; otherwise sleep until woken."""
-    from .wake import Doorbell
-
-    bell = Doorbell(worker.store.bell_path) if hasattr(worker.store, "bell_path") else None
+    bell = worker.store.doorbell()
     fds = (wake_fd,) if wake_fd is not None else ()
     try:
         while not worker.flags.cold_stop:
@@ -66,7 +64,7 @@ def serve(worker: Worker, *, burst: bool, wake_fd: int | None = None) -> None:
 def _work_in_flight(worker: Worker) -> bool:
     """Whether a job is running or waiting for a retry (a burst waits for those, not for
     jobs delayed into the future)."""
-    counts = worker._retry(lambda: worker.store.status(time.time(), worker.settings.lease).counts)
+    counts = worker._retry(lambda: worker.store.status(worker.clock(), worker.settings.lease).counts)
     return bool(counts.get(JobState.RUNNING) or counts.get(JobState.FAILED))
 
 
@@ -122,8 +120,8 @@ def worker_main(location: str, worker_id: str, *, burst: bool = False, quiet: bo
     become_subreaper()
     failure = 0
     try:
-        worker._retry(lambda: worker.register(time.time()))
-        worker.rescue(time.time())
+        worker._retry(lambda: worker.register(worker.clock()))
+        worker.rescue(worker.clock())
         serve(worker, burst=burst, wake_fd=read_fd)
     except (StoreUnusable, PermissionDenied) as exc:  # a replacement would fail the same way
         log(f"stopping: {exc}")

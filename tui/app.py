@@ -44,7 +44,7 @@ class QueueApp(PoolAndPalette, App):
     TITLE = "queuectl"
 
     def __init__(self, store_factory: Callable[[], Store], *, pool: PoolLike | None,
-                 clock: Callable[[], float] = time.time, location: str,
+                 clock: Callable[[], float] | None = None, location: str,
                  watch: bool = True, interval: float = 1.0, pane_limit: int = PANE_LIMIT) -> None:
         super().__init__()
         self.store_factory = store_factory
@@ -82,12 +82,24 @@ class QueueApp(PoolAndPalette, App):
     # -- refreshing
     def on_mount(self) -> None:
         if self._watch:
-            self._watcher = StoreWatcher(self.location, lambda: self.post_message(StoreChanged()))
+            self._watcher = StoreWatcher(self.location, lambda: self.post_message(StoreChanged()),
+                                         doorbell=self._open_doorbell)
             self._watcher.start()
         self.set_interval(self.interval, self.request_refresh)
         if self.pool is not None and hasattr(self.pool, "supervise"):
             self.set_interval(1.0, self._supervise)
         self.request_refresh()
+
+    def _open_doorbell(self):
+        store = self.store_factory()
+        try:
+            return store.doorbell(everything=True)
+        finally:
+            store.close()
+
+    def now(self, store: Store) -> float:
+        """The app's clock if it was given one (tests), else the store's."""
+        return self.clock() if self.clock is not None else store.now()
 
     def on_unmount(self) -> None:
         if self._watcher is not None:
@@ -182,7 +194,7 @@ class QueueApp(PoolAndPalette, App):
     @work(thread=True, group="actions")
     def store_action(self, fn: Callable[[Store, float], str]) -> None:
         try:
-            text = self.with_store(lambda store: fn(store, self.clock()))
+            text = self.with_store(lambda store: fn(store, self.now(store)))
         except QueueError as exc:
             self.post_message(Notice(str(exc), "error"))
         else:
@@ -192,7 +204,7 @@ class QueueApp(PoolAndPalette, App):
     def enqueue_job(self, job: NewJob, cwd: str) -> str:
         def enqueue(store: Store) -> str:
             settings = settings_of(store)
-            return store.enqueue([job], now=self.clock(), default_max_retries=settings.max_retries,
+            return store.enqueue([job], now=self.now(store), default_max_retries=settings.max_retries,
                                  default_cwd=cwd)[0]
         job_id = self.with_store(enqueue)
         self.post_message(StoreChanged())
@@ -269,7 +281,7 @@ class QueueApp(PoolAndPalette, App):
 
 
 def make_app(store_factory: Callable[[], Store], *, pool: PoolLike | None,
-             clock: Callable[[], float] = time.time, location: str,
+             clock: Callable[[], float] | None = None, location: str,
              watch: bool = True, interval: float = 1.0) -> QueueApp:
     """The console over the store opened by `store_factory` (called once per thread).
 

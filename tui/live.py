@@ -1,4 +1,5 @@
-"""Noticing store changes: a `watchfiles` thread over the SQLite file, its WAL and doorbell."""
+"""Noticing store changes: a `watchfiles` thread over the SQLite file, its WAL and doorbell, or
+for a server store a thread waiting on the store's own notifications (LISTEN)."""
 
 from __future__ import annotations
 
@@ -28,8 +29,9 @@ class StoreWatcher:
     """
 
     def __init__(self, location: str, changed: Callable[[], None], *,
-                 debounce_ms: int = 100) -> None:
+                 debounce_ms: int = 100, doorbell: Callable[[], object] | None = None) -> None:
         self.target = watched_files(location)
+        self.doorbell = doorbell  # opens the store's doorbell(everything=True), for a URL
         self.changed = changed
         self.debounce_ms = debounce_ms
         self.error: str | None = None
@@ -37,9 +39,15 @@ class StoreWatcher:
         self._thread: threading.Thread | None = None
 
     def start(self) -> bool:
-        if self.target is None or not os.path.isdir(self.target[0]):
+        if self.target is None:
+            if self.doorbell is None:
+                return False
+            run = self._listen
+        elif not os.path.isdir(self.target[0]):
             return False
-        self._thread = threading.Thread(target=self._run, name="queuectl-ui-watch", daemon=True)
+        else:
+            run = self._run
+        self._thread = threading.Thread(target=run, name="queuectl-ui-watch", daemon=True)
         self._thread.start()
         return True
 
@@ -47,6 +55,24 @@ class StoreWatcher:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2)
+
+    def _listen(self) -> None:
+        try:
+            bell = self.doorbell()  # type: ignore[misc]
+        except Exception as exc:  # noqa: BLE001 - the timer still polls
+            self.error = f"{type(exc).__name__}: {exc}"
+            return
+        if bell is None:
+            return
+        try:
+            while not self._stop.is_set():
+                if bell.wait(0.5):
+                    self.changed()
+                    # A burst (a drain notifies per job) becomes one refresh per debounce.
+                    self._stop.wait(self.debounce_ms / 1000)
+                    bell.clear()
+        finally:
+            bell.close()
 
     def _run(self) -> None:
         import watchfiles

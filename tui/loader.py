@@ -33,7 +33,7 @@ class Loader:
     """Builds snapshots. Use from one thread at a time (the app never overlaps refreshes)."""
 
     def __init__(self, store_factory: Callable[[], Store], *, pool: PoolLike | None,
-                 clock: Callable[[], float], location: str) -> None:
+                 clock: Callable[[], float] | None, location: str) -> None:
         self.store_factory = store_factory
         self.pool = pool
         self.clock = clock
@@ -58,7 +58,7 @@ class Loader:
             raise
 
     def _load(self, store: Store, request: Request) -> Snapshot:
-        now = self.clock()
+        now = self.clock() if self.clock is not None else store.now()
         settings = settings_of(store)
         status = store.status(now, worker_timeout=settings.lease * 2)
         self.rate.add(now, status.finished_last_minute)

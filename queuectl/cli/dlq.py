@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from typing import List, Optional
 
 import typer
@@ -20,11 +19,12 @@ def dlq_list(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON array."),
 ) -> None:
     """Dead jobs, newest first."""
-    jobs = store().list_jobs([JobState.DEAD], limit=limit)
+    s = store()
+    jobs = s.list_jobs([JobState.DEAD], limit=limit)
     if as_json:
         emit_json([job_json(j) for j in jobs])
     elif jobs:
-        jobs_table(jobs)
+        jobs_table(jobs, s.now())
     else:
         print("the DLQ is empty", file=sys.stderr)
 
@@ -37,7 +37,8 @@ def dlq_retry(
     """Move dead jobs back to pending with a fresh retry budget."""
     if bool(job_ids) == all_jobs:
         raise InvalidInput("give job ids or --all (one of them)")
-    done = store().retry_dead(None if all_jobs else job_ids, now=time.time())
+    s = store()
+    done = s.retry_dead(None if all_jobs else job_ids, now=s.now())
     sys.stdout.write("".join(i + "\n" for i in done))
     if all_jobs and not done:
         print("the DLQ is empty; nothing to retry", file=sys.stderr)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from typing import List, Optional
 
 import typer
@@ -87,7 +86,7 @@ def enqueue(
         jobs = [validate_spec(given)]
     s = store()
     defaults = settings(s)
-    ids = s.enqueue(jobs, now=time.time(), default_max_retries=defaults.max_retries,
+    ids = s.enqueue(jobs, now=s.now(), default_max_retries=defaults.max_retries,
                     default_cwd=_cwd())
     if file is not None and sys.stdout.isatty() and len(ids) >= LARGE_INPUT:
         print(f"\renqueued {len(ids)} jobs" + " " * 20, file=sys.stderr)
@@ -109,11 +108,12 @@ def list_jobs(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON array."),
 ) -> None:
     """List jobs: waiting ones in the order they will run, the others newest first."""
-    jobs = store().list_jobs(_states(state), limit=limit, text=search)
+    s = store()
+    jobs = s.list_jobs(_states(state), limit=limit, text=search)
     if as_json:
         emit_json([job_json(j) for j in jobs])
     elif jobs:
-        jobs_table(jobs)
+        jobs_table(jobs, s.now())
     else:
         print("no jobs", file=sys.stderr)
 
@@ -123,7 +123,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
     """Counts per state, live workers, the oldest waiting job's age, recent throughput."""
     s = store()
     cfg = settings(s)
-    now = time.time()
+    now = s.now()
     st = s.status(now, worker_timeout=cfg.lease * 2)
     counts = {state.value: st.counts.get(state, 0) for state in JobState}
     if as_json:
@@ -155,7 +155,7 @@ def show(job_id: str = typer.Argument(..., metavar="ID", help="The job's id."),
     if as_json:
         emit_json({**job_json(job), "runs": [run_json(r) for r in runs]})
         return
-    now = time.time()
+    now = s.now()
     fields = job_json(job)
     for key in ("run_at", "created_at", "updated_at", "started_at", "finished_at"):
         value = getattr(job, key)
@@ -186,7 +186,8 @@ def logs(
 @app.command()
 def cancel(job_ids: List[str] = typer.Argument(..., metavar="ID...", help="Job ids.")) -> None:
     """Cancel jobs: waiting ones go to the DLQ, running ones are killed (then go to the DLQ)."""
-    result = store().cancel(job_ids, now=time.time())
+    s = store()
+    result = s.cancel(job_ids, now=s.now())
     for job_id, what in result.items():
         print(f"{job_id}\t{what}")
 
@@ -202,5 +203,6 @@ def prune(
     bad = [s.value for s in states if s not in (JobState.COMPLETED, JobState.DEAD)]
     if bad:
         raise InvalidInput(f"prune deletes only completed or dead jobs, not {bad[0]}")
-    n = store().prune(before=time.time() - age, states=states)
+    s = store()
+    n = s.prune(before=s.now() - age, states=states)
     print(f"pruned {n} job{'s' if n != 1 else ''}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-import time
 from typing import Any, Sequence
 
 from ..durations import format_duration, iso, relative
@@ -69,8 +68,7 @@ def when(job: Job, now: float) -> str:
     return relative(job.finished_at or job.updated_at, now)
 
 
-def jobs_table(jobs: Sequence[Job]) -> None:
-    now = time.time()
+def jobs_table(jobs: Sequence[Job], now: float) -> None:
     rows = []
     for job in jobs:
         note = job.last_error or ""

@@ -8,14 +8,13 @@ import signal
 import sys
 import tempfile
 import threading
-import time
 from typing import Callable, Optional
 
 import typer
 
 from ..errors import InvalidInput, QueueError
-from ..store import open_store
-from .app import app, store
+from ..store import display_location, open_store
+from .app import app, location, store
 from ..config import settings_of as settings
 
 
@@ -27,7 +26,7 @@ def _trickle(loc: str, stop: threading.Event, every: float = 3.0) -> None:
     try:
         n = 1
         while not stop.wait(every):
-            s.enqueue([trickle_job(n)], now=time.time(), default_max_retries=3,
+            s.enqueue([trickle_job(n)], now=s.now(), default_max_retries=3,
                       default_cwd=os.path.dirname(loc))
             n += 1
     except QueueError:
@@ -62,7 +61,7 @@ def run_console(loc: str, workers: int, cleanup: Callable[[], None] = lambda: No
     try:
         if pool is not None:
             pool.start()
-        make_app(lambda: open_store(loc), pool=pool, location=loc).run()
+        make_app(lambda: open_store(loc), pool=pool, location=display_location(loc)).run()
     finally:
         if pool is not None:
             pool.stop(cold=pool.cold, timeout=30)
@@ -77,9 +76,8 @@ def ui(workers: Optional[int] = typer.Option(
     """The live console: pending, running, completed and dead jobs, and their output."""
     s = store()
     n = settings(s).workers if workers is None else workers
-    loc = s.location
     s.close()
-    run_console(loc, n)
+    run_console(location(), n)
 
 
 @app.command()
@@ -101,7 +99,7 @@ def demo(workers: int = typer.Option(3, "--workers", "-w", min=0, max=64,
 
     try:
         s = open_store(loc)
-        seed_demo(s, time.time())
+        seed_demo(s, s.now())
         s.close()
         feeder.start()
         run_console(loc, workers, cleanup)

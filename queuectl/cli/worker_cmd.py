@@ -11,6 +11,7 @@ import typer
 from ..durations import iso, parse_duration, relative
 from ..errors import InvalidInput
 from ..store.base import STOP_COLD, STOP_WARM
+from ..store import display_location
 from .app import fail, location, store, worker_app
 from .render import emit_json, table
 from ..config import settings_of as settings
@@ -29,11 +30,11 @@ def worker_start(
     n = count if count is not None else max(1, settings(s).workers)
     s.close()
     pool = Pool(location(), n, burst=burst, log=log_to_stderr)
-    log_to_stderr(f"starting {n} worker{'s' if n != 1 else ''} on {location()}"
+    log_to_stderr(f"starting {n} worker{'s' if n != 1 else ''} on {display_location(location())}"
                   + (" (burst)" if burst else ""))
     code = pool.run()
     if code:
-        raise fail(f"workers stopped: they cannot use the store {location()} (see above)", code)
+        raise fail(f"workers stopped: they cannot use the store {display_location(location())} (see above)", code)
 
 
 @worker_app.command("stop")
@@ -53,7 +54,7 @@ def worker_stop(
     lease = settings(s).lease
     deadline = None if limit is None else time.monotonic() + limit
     while True:
-        now = time.time()
+        now = s.now()
         alive = [w for w in s.workers() if w.heartbeat_at >= now - 2 * lease]
         if not alive:
             print("all workers stopped", file=sys.stderr)
@@ -67,7 +68,7 @@ def worker_stop(
 def worker_list(as_json: bool = typer.Option(False, "--json", help="Print a JSON array.")) -> None:
     """Live workers: id, pid, host, started, last heartbeat, current job."""
     s = store()
-    now = time.time()
+    now = s.now()
     lease = settings(s).lease
     live = [w for w in s.workers() if w.heartbeat_at >= now - 2 * lease]
     if as_json:

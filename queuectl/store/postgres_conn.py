@@ -93,12 +93,26 @@ class Tx:
         self.cur.execute("SELECT pg_notify(%s, '')", (channel,))
 
 
+def _server_text(exc: Exception) -> str:
+    """libpq's message on one line, without the "connection to server at ... failed:" prefix
+    (the caller names the server)."""
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    text = re.sub(r'^connection failed: ', "", text)
+    text = re.sub(r'connection to server at "[^"]*"(, port \d+)? failed: ', "", text)
+    text = re.sub(r'connection to server on socket "[^"]*" failed: ', "", text)
+    return one_line(text.replace("FATAL:  ", "") or type(exc).__name__, 200)
+
+
 def connect_error(exc: Exception, where: str) -> QueueError:
     """A failed connection attempt as the error a person can act on."""
-    text = one_line(str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__, 160)
-    low = str(exc).lower()
+    text = _server_text(exc)
+    low = text.lower()
+    if "invalid uri" in low or "invalid connection option" in low or "invalid integer" in low \
+            or "invalid percent" in low or "missing \"=\"" in low:
+        return InvalidInput(f"the store URL is not valid: {text}")
     if "password authentication failed" in low or "no pg_hba.conf entry" in low or (
-            "role" in low and "does not exist" in low) or "permission denied" in low:
+            "role" in low and "does not exist" in low) or "permission denied" in low \
+            or "password" in low:
         return PermissionDenied(f"PostgreSQL at {where} refused the login: {text}")
     if "database" in low and "does not exist" in low:
         return StoreUnusable(f"PostgreSQL at {where}: {text}; create it first (createdb)")
