@@ -137,6 +137,10 @@ def query_error(exc: Exception, where: str) -> QueueError:
     return StoreUnusable(f"PostgreSQL at {where}: {text}")
 
 
+def _gone(conn) -> bool:
+    return bool(conn.closed or conn.broken)
+
+
 class PgConnection:
     """One connection (re-made when it drops) with `search_path` set to our schema."""
 
@@ -172,7 +176,7 @@ class PgConnection:
 
     def raw(self):
         """The live psycopg connection (connecting again if it was lost)."""
-        if self._conn is None or self._conn.closed or self._conn.broken:
+        if self._conn is None or _gone(self._conn):
             self.discard()
             return self.connect()
         return self._conn
@@ -224,24 +228,23 @@ class PgConnection:
                 with conn.cursor() as cur:
                     result = body(Tx(cur))
             except psycopg.Error as exc:
-                if conn.broken:
+                if _gone(conn):
                     self.discard()
                     if attempt + 1 < ATTEMPTS:
                         continue
                     raise query_error(exc, where) from None
-                conn.rollback()
+                self._rollback(conn)
                 if isinstance(exc, passthrough):
                     raise
                 raise query_error(exc, where) from None
             except BaseException:
-                if not conn.broken:
-                    conn.rollback()
+                self._rollback(conn)
                 raise
             try:
                 conn.commit()
             except psycopg.Error as exc:
-                if not conn.broken:
-                    conn.rollback()
+                if not _gone(conn):
+                    self._rollback(conn)
                     raise query_error(exc, where) from None
                 self.discard()
                 if landed is None:
@@ -252,6 +255,12 @@ class PgConnection:
                 continue
             return result
         raise StoreBusy(f"PostgreSQL at {where} keeps dropping the connection")  # pragma: no cover
+
+    def _rollback(self, conn) -> None:
+        try:
+            conn.rollback()
+        except driver().Error:
+            self.discard()  # the connection went away meanwhile: nothing is left to undo
 
     def _landed(self, check: Callable[[Tx], bool]) -> bool:
         psycopg = driver()
