@@ -16,6 +16,7 @@ from queuectl_tui.logviewer import MAX_LINE_BYTES, LogScreen, OutputView
 from queuectl_tui.rate import Rate, format_rate
 from queuectl_tui.snapshot import job_row
 
+from queuectl_tui.app import make_app
 from test_tui_support import NOW, build_app, open_store, ready, seeded_path, sync, wait_for
 
 
@@ -150,3 +151,34 @@ def test_importing_the_cli_does_not_import_the_console():
             "if m.split('.')[0] in ('textual', 'queuectl_tui')]; print(bad); sys.exit(bool(bad))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@sync
+async def test_a_postgres_store_is_shown_and_its_changes_are_noticed_by_listen(pg_url):
+    """The console on PostgreSQL: the same panes, woken by NOTIFY (the timer is at 60 s)."""
+    from queuectl.store import open_store as open_any
+    from queuectl.store.base import Outcome, RetryPolicy
+
+    store = open_any(pg_url)
+    store.enqueue([NewJob(command="echo a", id="first")], now=store.now(), default_max_retries=0,
+                  default_cwd="/")
+    app = make_app(lambda: open_any(pg_url), pool=None, location="postgresql://test", watch=True,
+                   interval=60)
+    try:
+        async with app.run_test() as pilot:
+            await ready(pilot, app)
+            assert [r.key.value for r in app.main.table("pending").ordered_rows] == ["first"]
+            await pilot.pause(0.3)  # let the listener start
+            store.enqueue([NewJob(command="echo b", id="second")], now=store.now(),
+                          default_max_retries=0, default_cwd="/")
+            await wait_for(pilot, lambda: "second" in [
+                r.key.value for r in app.main.table("pending").ordered_rows], what="the new job")
+            store.register_worker("w-1", 1, "h", store.now())
+            job = store.claim("w-1", now=store.now(), lease=60)
+            store.finish(job, Outcome(ok=True, exit_code=0), now=store.now(),
+                         policy=RetryPolicy(1.0, None, 0.0))
+            await wait_for(pilot, lambda: job.id in [
+                r.key.value for r in app.main.table("completed").ordered_rows],
+                what="the finished job")
+    finally:
+        store.close()

@@ -67,10 +67,11 @@ class StoreWatcher:
         try:
             while not self._stop.is_set():
                 if bell.wait(0.5):
-                    self.changed()
-                    # A burst (a drain notifies per job) becomes one refresh per debounce.
+                    # A burst (a drain notifies per job) becomes one refresh per debounce; what
+                    # arrives after the clear rings again, so the last change is never missed.
                     self._stop.wait(self.debounce_ms / 1000)
                     bell.clear()
+                    self.changed()
         finally:
             bell.close()
 
