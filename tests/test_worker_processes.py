@@ -17,8 +17,11 @@ from procs import (cli, enqueue, env_for, processes_with_env, start_workers, sto
                    wait_for)
 
 
-@pytest.fixture
-def db(tmp_path):
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request, tmp_path):
+    """The store every process of a test uses: an SQLite file, or a PostgreSQL schema."""
+    if request.param == "postgres":
+        return request.getfixturevalue("pg_url")
     return str(tmp_path / "q.db")
 
 
