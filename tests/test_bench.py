@@ -7,15 +7,19 @@ import hashlib
 import json
 import math
 import os
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from queuectl.bench import bigstore
 from queuectl.bench.report import (Figure, Omitted, Report, Target, format_value, median,
-                                   percentile, ratio, render_table, to_json)
+                                   percentile, ratio, render_table, store_line, to_json)
+from queuectl.bench.stores import with_schema
 from queuectl.bench.suite import Options, filesystem_of
 
 QUEUECTL = [sys.executable, "-m", "queuectl"]
@@ -138,12 +142,44 @@ def test_table_is_plain_ascii_with_every_figure_and_mark():
 
 def test_json_shape():
     data = json.loads(json.dumps(to_json(_report())))
+    assert list(data) == ["machine", "store", "settings", "figures", "omitted", "notes"]
     drain = data["figures"][0]
     assert drain["reference"] == {"name": "bare loop", "value": 1600.0}
     assert drain["ratio"] == 0.5 and drain["met"] is False
     assert drain["target"] == {"on": "ratio", "op": ">=", "bound": 1.0, "text": ">= 1x"}
     assert data["figures"][2]["target"] is None and data["figures"][2]["met"] is None
     assert data["omitted"] == [{"key": "console_1M", "reason": "console not available"}]
+
+
+def test_store_line_names_the_store_and_the_server():
+    assert store_line({"kind": "sqlite", "version": "3.40.1",
+                       "where": "temporary files, deleted afterwards"}) == \
+        "sqlite 3.40.1, temporary files, deleted afterwards"
+    line = store_line({"kind": "postgresql", "version": "15.4", "at": "postgresql://u@h:5/db",
+                       "fsync": "on", "synchronous_commit": "on", "where": "one schema each"})
+    assert line == ("postgresql 15.4 at postgresql://u@h:5/db (server fsync=on, "
+                    "synchronous_commit=on), one schema each")
+
+
+def test_table_shows_the_store_line():
+    report = Report(**{**_report().__dict__, "store": {"kind": "sqlite", "version": "3.40"}})
+    lines = render_table(report).splitlines()
+    assert lines[0].startswith("machine: ") and lines[1] == "store: sqlite 3.40"
+    assert lines[2].startswith("settings: ")
+
+
+@pytest.mark.parametrize("url, query", [
+    ("postgresql://u@h:5432/db", {"schema": ["queuectl_bench_1_2"]}),
+    ("postgresql://u@h/db?schema=queuectl", {"schema": ["queuectl_bench_1_2"]}),
+    ("postgres://u:pw@h/db?sslmode=require&schema=mine",
+     {"sslmode": ["require"], "schema": ["queuectl_bench_1_2"]}),
+])
+def test_with_schema_replaces_only_the_schema(url, query):
+    made = urlsplit(with_schema(url, "queuectl_bench_1_2"))
+    original = urlsplit(url)
+    assert (made.scheme, made.netloc, made.path) == (original.scheme, original.netloc,
+                                                     original.path)
+    assert parse_qs(made.query) == query
 
 
 def test_sample_counts_follow_runs():
@@ -202,9 +238,10 @@ def test_real_run_succeeds_with_json_only_on_stdout(real_run):
     done, _, _ = real_run
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
-    assert set(data) == {"machine", "settings", "figures", "omitted", "notes"}
+    assert set(data) == {"machine", "store", "settings", "figures", "omitted", "notes"}
     assert "bench: drain" in done.stderr
     assert data["settings"]["jobs"] == 50 and data["settings"]["workers"] == 1
+    assert data["store"]["kind"] == "sqlite"  # --db named a file: a temporary store instead
 
 
 def test_real_run_leaves_the_users_store_alone(real_run):
@@ -226,8 +263,7 @@ def test_real_run_reports_every_figure(real_run):
     assert set(data["machine"]) >= {"cpus", "python", "sqlite", "platform"}
 
 
-def test_real_run_figures_are_sane(real_run):
-    data = json.loads(real_run[0].stdout)
+def _assert_sane(data: dict) -> None:
     for f in data["figures"]:
         assert f["value"] is not None and math.isfinite(f["value"]) and f["value"] > 0, f
         assert f["unit"] in ("jobs/s", "ms"), f
@@ -240,5 +276,122 @@ def test_real_run_figures_are_sane(real_run):
             t = f["target"]
             subject = f["value"] if t["on"] == "value" else f["ratio"]
             assert f["met"] == (subject >= t["bound"] if t["op"] == ">=" else subject <= t["bound"])
+
+
+def test_real_run_figures_are_sane(real_run):
+    data = json.loads(real_run[0].stdout)
+    _assert_sane(data)
     samples = {f["key"]: f["samples"] for f in data["figures"]}
     assert samples["dispatch_p50_50ms"] == 4 and samples["claim_1k"] == 40
+    assert {f["key"]: f["target"]["bound"] for f in data["figures"]
+            if f["key"].startswith("dispatch_p50")} == {"dispatch_p50_50ms": 5.0,
+                                                          "dispatch_p50_2s": 5.0}
+
+
+# -- on PostgreSQL: throwaway schemas in the URL's database, dropped afterwards
+
+
+def _admin(url: str):
+    import psycopg
+
+    return psycopg.connect(url.split("?", 1)[0], autocommit=True)
+
+
+def _bench_schemas(url: str, pid: int) -> list[str]:
+    with _admin(url) as conn:
+        return [r[0] for r in conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
+            (f"queuectl_bench_{pid}_%",))]
+
+
+def _user_jobs(url: str, schema: str) -> list[tuple]:
+    with _admin(url) as conn:
+        return conn.execute(f'SELECT id, command, state FROM "{schema}".jobs').fetchall()
+
+
+def _pg_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUEUECTL_")}
+    env["QUEUECTL_DB"] = str(home / "never-opened.db")
+    return env
+
+
+def test_bench_on_postgresql_reports_its_figures_and_drops_its_schemas(pg_url, tmp_path):
+    """--db names a PostgreSQL URL whose own schema holds a user's queue: the bench measures in
+    schemas of its own in that database, leaves the user's schema as it was, and drops its own."""
+    schema = parse_qs(urlsplit(pg_url).query)["schema"][0]
+    env = _pg_env(tmp_path)
+    made = subprocess.run(QUEUECTL + ["--db", pg_url, "enqueue", "--command", "echo mine"],
+                          env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    mine = _user_jobs(pg_url, schema)
+    proc = subprocess.Popen(
+        QUEUECTL + ["--db", pg_url, "bench", "--jobs", "30", "--workers", "2", "--runs", "1",
+                    "--bulk", "1000", "--json"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    data = json.loads(out)
+
+    store = data["store"]
+    assert store["kind"] == "postgresql" and store["version"][:1].isdigit()
+    assert store["at"] == pg_url.split("?", 1)[0]
+    assert f"queuectl_bench_{proc.pid}_<n>" in store["where"]
+    assert {"fsync", "synchronous_commit"} <= set(store)
+
+    figures = {f["key"]: f for f in data["figures"]}
+    expected = ["drain", "drain_vs_spawn", "drain_vs_sqlite", "dispatch_p50_50ms",
+                "dispatch_p99_50ms", "dispatch_p50_2s", "dispatch_p99_2s", "bulk_enqueue",
+                "enqueue_process", "claim_1k", "status_1k"]
+    assert list(figures)[:len(expected)] == expected
+    _assert_sane(data)
+    # PostgreSQL's own references and targets
+    assert "sync commit off" in figures["drain"]["reference"]["name"]
+    assert "SQLite" in figures["drain_vs_sqlite"]["reference"]["name"]
+    assert figures["drain_vs_sqlite"]["target"] == {"on": "ratio", "op": ">=", "bound": 0.5,
+                                                    "text": ">= 0.5x"}
+    assert "LISTEN" in figures["dispatch_p50_50ms"]["reference"]["name"]
+    assert figures["dispatch_p50_50ms"]["target"]["bound"] == 10.0
+    assert figures["dispatch_p99_2s"]["target"]["bound"] == 20.0
+    assert "COPY" in figures["bulk_enqueue"]["reference"]["name"]
+    assert "psycopg" in figures["claim_1k"]["reference"]["name"]
+    assert "bench: drain on SQLite for comparison" in err
+
+    assert _bench_schemas(pg_url, proc.pid) == []
+    assert _user_jobs(pg_url, schema) == mine
+    assert not (tmp_path / "never-opened.db").exists()
+
+
+def test_bench_on_postgresql_interrupted_drops_its_schemas(pg_url, tmp_path):
+    proc = subprocess.Popen(
+        QUEUECTL + ["--db", pg_url, "bench", "--jobs", "20", "--runs", "1", "--bulk", "100"],
+        env=_pg_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path)
+    seen = []
+    try:
+        for line in proc.stderr:
+            seen.append(line)
+            if line.startswith("bench: dispatch latency after"):  # its workers are running
+                assert _bench_schemas(pg_url, proc.pid)
+                proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, "".join(seen)  # Typer turns Ctrl+C into exit 130
+    assert "Traceback" not in "".join(seen)
+    assert _bench_schemas(pg_url, proc.pid) == []
+
+
+def test_bench_on_an_unreachable_server_is_one_error_line(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once closed
+    done = subprocess.run(
+        QUEUECTL + ["--db", f"postgresql://someone:secret@127.0.0.1:{port}/db", "bench"],
+        env=_pg_env(tmp_path), capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert done.returncode == 75
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot reach PostgreSQL at ")
+    assert "secret" not in done.stderr

@@ -15,7 +15,7 @@ from typing import Callable
 
 from ..config import resolve
 from ..models import NewJob
-from ..store import open_store
+from ..store import display_location, open_store
 from .procs import BenchError, child_env, queuectl_argv, timed_run
 
 BATCH = 100_000
@@ -29,7 +29,7 @@ def fill(db: str, jobs: int, cwd: str, progress: Callable[[str], None]) -> None:
         done = 0
         while done < jobs:
             n = min(BATCH, jobs - done)
-            store.enqueue([NewJob(command="true") for _ in range(n)], now=time.time(),
+            store.enqueue([NewJob(command="true") for _ in range(n)], now=store.now(),
                           default_max_retries=0, default_cwd=cwd)
             done += n
             if jobs > BATCH:
@@ -40,14 +40,16 @@ def fill(db: str, jobs: int, cwd: str, progress: Callable[[str], None]) -> None:
 
 def claim_times(db: str, claims: int) -> list[float]:
     """Seconds of each of `claims` claims by one registered worker, at the workers' default
-    durability (synchronous=NORMAL); each claim is one write transaction."""
+    durability (SQLite synchronous=NORMAL, PostgreSQL synchronous_commit=off); each claim is
+    one write transaction."""
     store = open_store(db, durability="normal")
     try:
-        store.register_worker(CLAIM_WORKER, os.getpid(), socket.gethostname(), time.time())
+        store.register_worker(CLAIM_WORKER, os.getpid(), socket.gethostname(), store.now())
         times = []
         for _ in range(claims):
+            now = store.now()
             start = time.perf_counter()
-            job = store.claim(CLAIM_WORKER, now=time.time(), lease=15.0)
+            job = store.claim(CLAIM_WORKER, now=now, lease=15.0)
             times.append(time.perf_counter() - start)
             if job is None:
                 raise BenchError("the store ran out of jobs to claim")
@@ -70,8 +72,9 @@ def status_call_times(db: str, runs: int) -> list[float]:
         settings = resolve(store.config_items(), environ={})[0]
         times = []
         for _ in range(runs):
+            now = store.now()
             start = time.perf_counter()
-            store.status(time.time(), worker_timeout=settings.lease * 2)
+            store.status(now, worker_timeout=settings.lease * 2)
             times.append(time.perf_counter() - start)
         return times
     finally:
@@ -89,8 +92,8 @@ def console_refresh_times(db: str, runs: int) -> tuple[list[float] | None, str]:
         Loader, Request = loader_mod.Loader, snapshot_mod.Request
     except (ImportError, AttributeError) as exc:
         return None, f"console not available ({type(exc).__name__}: {exc})"
-    loader = Loader(lambda: open_store(db, durability="normal"), pool=None, clock=time.time,
-                    location=db)
+    loader = Loader(lambda: open_store(db, durability="normal"), pool=None, clock=None,
+                    location=display_location(db))
     try:
         loader.load(Request(seq=0))
         times = []

@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 import typer
 
-from ..cli.app import app
+from ..cli.app import GLOBALS, app
+from ..store import is_url
 
 
 HELP = (
     "Measure this queue on this machine: each figure beside a reference measured in the same "
     "run, with the ratio and the target of issue 5.\n\n"
-    "Always runs on a temporary store, deleted afterwards: --db, QUEUECTL_DB and every other "
-    "QUEUECTL_* setting are ignored. Progress goes to stderr, results to stdout."
+    "Without --db or QUEUECTL_DB, or when they name a file, every measurement runs on a "
+    "temporary SQLite store of its own, deleted afterwards; the file named is never opened.\n\n"
+    "When --db or QUEUECTL_DB is a PostgreSQL URL (postgresql://user@host:port/db), every "
+    "measurement runs on that server instead, each in a throwaway schema "
+    "queuectl_bench_<pid>_<n> of that database, dropped afterwards (also when the run fails or "
+    "is interrupted); the URL's own ?schema= is never touched. The references are then bare "
+    "psycopg loops on the same server, and the drain is also measured on a temporary SQLite "
+    "store for comparison (target: within 2x of SQLite's).\n\n"
+    "Every other QUEUECTL_* setting is ignored. Progress goes to stderr, results to stdout."
 )
+
+
+def server_url() -> str | None:
+    """The PostgreSQL URL to measure on (--db, else QUEUECTL_DB), or None for SQLite."""
+    given = GLOBALS.db if GLOBALS.db is not None else os.environ.get("QUEUECTL_DB", "")
+    given = given.strip()
+    return given if is_url(given) else None
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # run the clean-up (workers, temporary files, schemas), exit 130
 
 
 @app.command("bench", help=HELP)
@@ -40,8 +61,10 @@ def bench(
     def progress(line: str) -> None:
         print(f"bench: {line}", file=sys.stderr, flush=True)
 
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
     result = run(Options(jobs=jobs, workers=workers, runs=runs, bulk=bulk, scale=scale),
-                 progress)
+                 progress, db=server_url())
     if as_json:
         import json
 

@@ -1,7 +1,9 @@
 """Our own figures: drain throughput, dispatch latency, bulk enqueue, one enqueue process.
 
-Every measurement runs on a store of its own under the benchmark's temporary directory, with
-real `queuectl` processes where a person would use them (`worker start`, `enqueue`).
+Every measurement runs on a fresh store of its own (`stores.Fresh`: a temporary SQLite file or a
+throwaway PostgreSQL schema), with real `queuectl` processes where a person would use them
+(`worker start`, `enqueue`). Times written into the store come from the store's clock
+(`Store.now()`, the server's for PostgreSQL), as the workers write theirs.
 """
 
 from __future__ import annotations
@@ -16,19 +18,13 @@ from ..store import open_store
 from ..store.base import Store
 from .procs import BenchError, WorkerProcesses, child_env, queuectl_argv, timed_run, wait_until
 from .reference import read_stamp
+from .stores import Fresh
 
 FINISHED = (JobState.COMPLETED, JobState.DEAD)
 
 
-def store_dir(workdir: str, name: str) -> str:
-    """A fresh directory for one measurement's store; returns the store's path."""
-    path = os.path.join(workdir, name)
-    os.makedirs(path, exist_ok=True)
-    return os.path.join(path, "queuectl.db")
-
-
 def _finished(store: Store) -> int:
-    counts = store.status(time.time(), worker_timeout=60).counts
+    counts = store.status(store.now(), worker_timeout=60).counts
     return sum(counts.get(s, 0) for s in FINISHED)
 
 
@@ -45,39 +41,38 @@ class Drain:
     dead: int
 
 
-def drain(workdir: str, jobs: int, workers: int) -> Drain:
+def drain(fresh: Fresh, jobs: int, workers: int) -> Drain:
     """`worker start --count W` idle on an empty store; then N `true` jobs are enqueued in one
     transaction. Timed from the enqueue's return (commit + doorbell) to the last job's
     `finished_at` as its worker recorded it, so polling for the end costs no precision."""
-    db = store_dir(workdir, "drain")
-    store = open_store(db)  # synchronous=FULL, as the CLI's enqueue commits
+    db, log = fresh.db, os.path.join(fresh.dir, "workers.log")
+    store = open_store(db)  # durability full, as the CLI's enqueue commits
     try:
-        with WorkerProcesses(db, store, workers, db + ".log"):
-            store.enqueue([NewJob(command="true") for _ in range(jobs)], now=time.time(),
-                          default_max_retries=0, default_cwd=workdir)
-            start = time.time()
+        with WorkerProcesses(db, store, workers, log):
+            store.enqueue([NewJob(command="true") for _ in range(jobs)], now=store.now(),
+                          default_max_retries=0, default_cwd=fresh.dir)
+            start = store.now()
             wait_until(lambda: _finished(store) >= jobs, max(120.0, jobs / 20),
                        f"{jobs} jobs to be drained", interval=0.2)
             end = _last_finish(store)
-        dead = store.status(time.time(), worker_timeout=60).counts.get(JobState.DEAD, 0)
+        dead = store.status(store.now(), worker_timeout=60).counts.get(JobState.DEAD, 0)
     finally:
         store.close()
     if dead:
-        raise BenchError(f"{dead} of {jobs} `true` jobs failed during the drain; see {db}.log")
+        raise BenchError(f"{dead} of {jobs} `true` jobs failed during the drain; see {log}")
     seconds = end - start
     return Drain(rate=jobs / seconds, seconds=seconds, dead=dead)
 
 
-def dispatch_latency(workdir: str, plan: Sequence[tuple[float, int]],
+def dispatch_latency(fresh: Fresh, plan: Sequence[tuple[float, int]],
                      progress: Callable[[str], None]) -> dict[float, list[float]]:
     """Milliseconds from an enqueue's return to its job's `date +%s%N` on one idle worker,
     for each (idle seconds, samples) in `plan`: the worker has been idle that long each time."""
-    db = store_dir(workdir, "latency")
-    stamps = os.path.dirname(db)
+    db, stamps = fresh.db, fresh.dir
     store = open_store(db)
     found: dict[float, list[float]] = {}
     try:
-        with WorkerProcesses(db, store, 1, db + ".log"):
+        with WorkerProcesses(db, store, 1, os.path.join(fresh.dir, "worker.log")):
             for idle, samples in plan:
                 progress(f"dispatch latency after {idle:g} s idle: {samples} samples")
                 found[idle] = []
@@ -85,7 +80,7 @@ def dispatch_latency(workdir: str, plan: Sequence[tuple[float, int]],
                     stamp = os.path.join(stamps, f"stamp-{idle:g}-{i}")
                     time.sleep(idle)
                     [job_id] = store.enqueue([NewJob(command=f"date +%s%N > {stamp}")],
-                                             now=time.time(), default_max_retries=0,
+                                             now=store.now(), default_max_retries=0,
                                              default_cwd=stamps)
                     committed = time.time_ns()
                     started = wait_until(lambda: read_stamp(stamp), 30,
@@ -98,19 +93,17 @@ def dispatch_latency(workdir: str, plan: Sequence[tuple[float, int]],
     return found
 
 
-def bulk_enqueue(workdir: str, jobs: int) -> float:
+def bulk_enqueue(fresh: Fresh, jobs: int) -> float:
     """Jobs/s of one `queuectl enqueue --file` of `jobs` JSON lines, wall time of the process."""
-    db = store_dir(workdir, "bulk")
-    env = child_env(db)
+    env = child_env(fresh.db)
     timed_run(queuectl_argv() + ["init"], env=env)
-    path = os.path.join(os.path.dirname(db), "jobs.jsonl")
+    path = os.path.join(fresh.dir, "jobs.jsonl")
     with open(path, "w") as f:
         f.write('{"command": "true"}\n' * jobs)
-    seconds = timed_run(queuectl_argv() + ["enqueue", "--file", path], env=env,
-                        cwd=os.path.dirname(db))
-    store = open_store(db)
+    seconds = timed_run(queuectl_argv() + ["enqueue", "--file", path], env=env, cwd=fresh.dir)
+    store = open_store(fresh.db)
     try:
-        stored = store.status(time.time(), 60).counts.get(JobState.PENDING, 0)
+        stored = store.status(store.now(), 60).counts.get(JobState.PENDING, 0)
     finally:
         store.close()
     if stored != jobs:
@@ -118,16 +111,15 @@ def bulk_enqueue(workdir: str, jobs: int) -> float:
     return jobs / seconds
 
 
-def enqueue_process(workdir: str, runs: int,
+def enqueue_process(fresh: Fresh, runs: int,
                     reference: Callable[[], float]) -> tuple[list[float], list[float]]:
     """Wall seconds of `runs` single `queuectl enqueue --command true` processes, and of `runs`
     calls of `reference`, interleaved so both see the same machine."""
-    db = store_dir(workdir, "enqueue")
-    env = child_env(db)
+    env = child_env(fresh.db)
     timed_run(queuectl_argv() + ["init"], env=env)
     ours, ref = [], []
     for _ in range(runs):
         ours.append(timed_run(queuectl_argv() + ["enqueue", "--command", "true"], env=env,
-                              cwd=os.path.dirname(db)))
+                              cwd=fresh.dir))
         ref.append(reference())
     return ours, ref

@@ -103,7 +103,7 @@ def _spawner(count: int, name: str, ready, go, results) -> None:
     results.put((name, count, time.time()))
 
 
-def _race(target, per_worker_args: Sequence[tuple], timeout: float) -> tuple[float, int]:
+def race(target, per_worker_args: Sequence[tuple], timeout: float) -> tuple[float, int]:
     """Start one `spawn` process per args tuple, release them together once all are ready;
     return (seconds from the release to the last one's end, total count they report)."""
     ctx = multiprocessing.get_context("spawn")
@@ -131,7 +131,7 @@ def _race(target, per_worker_args: Sequence[tuple], timeout: float) -> tuple[flo
 def bare_drain(path: str, jobs: int, workers: int, synchronous: str = "NORMAL") -> float:
     """Jobs/s of `workers` bare processes draining `jobs` trivial jobs from a plain table."""
     bare_store(path, jobs)
-    seconds, done = _race(_bare_worker, [(path, synchronous, f"bare-{i}") for i in range(workers)],
+    seconds, done = race(_bare_worker, [(path, synchronous, f"bare-{i}") for i in range(workers)],
                           timeout=max(120.0, jobs / 20))
     if done != jobs:
         raise BenchError(f"the bare loop finished {done} of {jobs} jobs")
@@ -141,7 +141,7 @@ def bare_drain(path: str, jobs: int, workers: int, synchronous: str = "NORMAL") 
 def spawn_rate(jobs: int, workers: int) -> float:
     """Commands/s of `workers` processes spawning `sh -c true` (new session, output on pipes)."""
     shares = [jobs // workers + (1 if i < jobs % workers else 0) for i in range(workers)]
-    seconds, done = _race(_spawner, [(n, f"spawn-{i}") for i, n in enumerate(shares)],
+    seconds, done = race(_spawner, [(n, f"spawn-{i}") for i, n in enumerate(shares)],
                           timeout=max(120.0, jobs / 20))
     return done / seconds
 

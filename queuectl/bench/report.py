@@ -97,6 +97,7 @@ class Report:
     figures: tuple[Figure, ...]
     omitted: tuple[Omitted, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    store: dict[str, object] = field(default_factory=dict)  # what was measured: see store_line
 
 
 def machine() -> dict[str, object]:
@@ -142,13 +143,33 @@ def table_rows(report: Report) -> list[list[str]]:
     return rows
 
 
+def store_line(store: dict[str, object]) -> str:
+    """Which store the figures were measured on, e.g. "postgresql 15.4 at postgresql://u@h/db
+    (server fsync=on, synchronous_commit=on), ...". Never holds a password (the caller gives
+    the URL as `display_location` shows it)."""
+    kind = store.get("kind", "sqlite")
+    text = f"{kind} {store.get('version', '?')}"
+    if store.get("at"):
+        text += f" at {store['at']}"
+    server = [f"{k}={store[k]}" for k in ("fsync", "synchronous_commit") if k in store]
+    if server:
+        text += f" (server {', '.join(server)})"
+    if store.get("where"):
+        text += f", {store['where']}"
+    return text
+
+
 def render_table(report: Report) -> str:
-    """The report as an aligned plain-ASCII table with the machine and settings above it."""
+    """The report as an aligned plain-ASCII table with the machine, store and settings above."""
     m = report.machine
     s = report.settings
     lines = [
         f"machine: {m.get('cpus')} CPUs, {m.get('platform')}, Python {m.get('python')}, "
         f"SQLite {m.get('sqlite')}",
+    ]
+    if report.store:
+        lines.append(f"store: {store_line(report.store)}")
+    lines += [
         "settings: " + ", ".join(f"{k}={v}" for k, v in s.items()),
         "",
     ]
@@ -190,6 +211,7 @@ def figure_json(f: Figure) -> dict[str, object]:
 def to_json(report: Report) -> dict[str, object]:
     return {
         "machine": report.machine,
+        "store": report.store,
         "settings": report.settings,
         "figures": [figure_json(f) for f in report.figures],
         "omitted": [{"key": o.key, "reason": o.reason} for o in report.omitted],

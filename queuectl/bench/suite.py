@@ -1,4 +1,6 @@
-"""Runs every measurement in one temporary directory and turns the results into a Report."""
+"""Runs every measurement, each on a fresh store of its own (a temporary SQLite file, or a
+throwaway schema on the PostgreSQL server the user named), and turns the results into a Report.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +11,17 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 from . import bigstore, figures, reference
+from .bare import SQLiteBare, PostgresBare, bare_for
 from .report import Figure, Omitted, Report, Target, machine, median, percentile
+from .stores import PostgresPlace, SQLitePlace
 
 SHORT_IDLE, LONG_IDLE, SCALE_IDLE = 0.05, 2.0, 20.0
 SMALL, LARGE = 1_000, 1_000_000
-P50_TARGET = Target("value", "<=", 5.0)
+P50_TARGET = {"sqlite": Target("value", "<=", 5.0), "postgresql": Target("value", "<=", 10.0)}
 P99_TARGET = Target("value", "<=", 20.0)
+VS_SQLITE_TARGET = Target("ratio", ">=", 0.5)  # a server store: within 2x of SQLite's drain
+DURABILITY = {"sqlite": "workers NORMAL, enqueue FULL",
+              "postgresql": "workers synchronous_commit=off, enqueue on"}
 
 
 @dataclass(frozen=True)
@@ -64,115 +71,143 @@ def _ms(seconds: float) -> float:
     return seconds * 1000.0
 
 
-def _latency_figures(found: dict[float, list[float]], floor: list[float]) -> list[Figure]:
+def _latency_figures(found: dict[float, list[float]], floor: list[float], floor_name: str,
+                     p50_target: Target) -> list[Figure]:
     out = []
     for idle, values in found.items():
         label = f"{idle * 1000:g} ms" if idle < 1 else f"{idle:g} s"
         key = f"{idle * 1000:g}ms" if idle < 1 else f"{idle:g}s"
-        for p, target in ((50, P50_TARGET), (99, P99_TARGET)):
+        for p, target in ((50, p50_target), (99, P99_TARGET)):
             out.append(Figure(
                 f"dispatch_p{p}_{key}", f"dispatch latency p{p}, {label} idle",
-                percentile(values, p), "ms", f"bare dispatcher (pipe wake), p{p}",
+                percentile(values, p), "ms", f"{floor_name}, p{p}",
                 percentile(floor, p), target, len(values),
                 "enqueue commit -> `date +%s%N` runs in the job"))
     return out
 
 
-def _size_figures(workdir: str, size: int, label: str, opts: Options, typer_ms: float,
+def _size_figures(place: SQLitePlace | PostgresPlace, bare: SQLiteBare | PostgresBare,
+                  size: int, label: str, opts: Options, typer_ms: float,
                   claim_1k: float | None, progress: Callable[[str], None],
                   omitted: list[Omitted]) -> tuple[list[Figure], float]:
     """Claim, status and console figures on a store with `size` waiting jobs."""
-    db = figures.store_dir(workdir, f"jobs-{label}")
-    progress(f"building a store with {size + opts.claims:,} waiting jobs")
-    bigstore.fill(db, size + opts.claims, workdir, progress)
-    progress(f"claim cost with {label} waiting jobs: {opts.claims} claims")
-    claim = _ms(median(bigstore.claim_times(db, opts.claims)))
     out = []
-    if claim_1k is None:
-        bare_db = os.path.join(os.path.dirname(db), "bare.db")
-        bare = _ms(median(reference.bare_claim_times(bare_db, size, opts.claims)))
-        out.append(Figure(f"claim_{label}", f"one claim, {label} waiting", claim, "ms",
-                          "bare claim (plain sqlite3, NORMAL)", bare, None, opts.claims))
-    else:
-        out.append(Figure(f"claim_{label}", f"one claim, {label} waiting", claim, "ms",
-                          "our claim, 1k waiting", claim_1k, Target("ratio", "<=", 1.5),
-                          opts.claims))
-    progress(f"`queuectl status` with {label} jobs: {opts.runs} runs")
-    status = _ms(median(bigstore.status_times(db, opts.runs)))
-    out.append(Figure(f"status_{label}", f"`queuectl status`, {label} jobs", status, "ms",
-                      "python -c 'import typer'", typer_ms,
-                      Target("value", "<=", 200.0) if size >= LARGE else None, opts.runs))
-    progress(f"console refresh with {label} jobs: {opts.runs} runs")
-    times, how = bigstore.console_refresh_times(db, opts.runs)
-    if times is None:
-        omitted.append(Omitted(f"console_{label}", how))
-    else:
-        call = _ms(median(bigstore.status_call_times(db, opts.runs)))
-        out.append(Figure(f"console_{label}", f"console refresh, {label} jobs",
-                          _ms(median(times)), "ms", "Store.status() in process", call,
-                          Target("value", "<=", 100.0) if size >= LARGE else None, opts.runs,
-                          how))
+    with place.fresh(f"jobs-{label}") as fresh:
+        db = fresh.db
+        progress(f"building a store with {size + opts.claims:,} waiting jobs")
+        bigstore.fill(db, size + opts.claims, fresh.dir, progress)
+        progress(f"claim cost with {label} waiting jobs: {opts.claims} claims")
+        claim = _ms(median(bigstore.claim_times(db, opts.claims)))
+        if claim_1k is None:
+            ref = _ms(median(bare.claim_times(label, size, opts.claims)))
+            out.append(Figure(f"claim_{label}", f"one claim, {label} waiting", claim, "ms",
+                              bare.names["claim"], ref, None, opts.claims))
+        else:
+            out.append(Figure(f"claim_{label}", f"one claim, {label} waiting", claim, "ms",
+                              "our claim, 1k waiting", claim_1k, Target("ratio", "<=", 1.5),
+                              opts.claims))
+        progress(f"`queuectl status` with {label} jobs: {opts.runs} runs")
+        status = _ms(median(bigstore.status_times(db, opts.runs)))
+        out.append(Figure(f"status_{label}", f"`queuectl status`, {label} jobs", status, "ms",
+                          "python -c 'import typer'", typer_ms,
+                          Target("value", "<=", 200.0) if size >= LARGE else None, opts.runs))
+        progress(f"console refresh with {label} jobs: {opts.runs} runs")
+        times, how = bigstore.console_refresh_times(db, opts.runs)
+        if times is None:
+            omitted.append(Omitted(f"console_{label}", how))
+        else:
+            call = _ms(median(bigstore.status_call_times(db, opts.runs)))
+            out.append(Figure(f"console_{label}", f"console refresh, {label} jobs",
+                              _ms(median(times)), "ms", "Store.status() in process", call,
+                              Target("value", "<=", 100.0) if size >= LARGE else None,
+                              opts.runs, how))
     return out, claim
 
 
-def run(opts: Options, progress: Callable[[str], None]) -> Report:
+def _drain_figures(place: SQLitePlace | PostgresPlace, bare: SQLiteBare | PostgresBare,
+                   opts: Options, progress: Callable[[str], None]) -> list[Figure]:
+    w, n = opts.workers, opts.jobs
+    progress(f"drain: {n} jobs, {w} queuectl worker(s) on {place.kind}")
+    with place.fresh("drain") as fresh:
+        ours = figures.drain(fresh, n, w)
+    progress(f"drain reference: {n} jobs, {w} bare loop process(es)")
+    bare_rate = bare.drain(n, w)
+    progress(f"raw spawn rate: {n} `sh -c true`, {w} process(es)")
+    spawn = reference.spawn_rate(n, w)
+    workers = f"{w} worker{'s' if w != 1 else ''}"
+    out = [Figure("drain", f"drain, {n} jobs, {workers}", ours.rate, "jobs/s",
+                  bare.names["drain"], bare_rate, Target("ratio", ">=", 1.0), n),
+           Figure("drain_vs_spawn", f"drain vs raw spawn, {workers}", ours.rate, "jobs/s",
+                  f"raw spawn rate, {w} processes", spawn, Target("ratio", ">=", 0.5), n)]
+    if isinstance(place, PostgresPlace):
+        progress(f"drain on SQLite for comparison: {n} jobs, {w} queuectl worker(s)")
+        with SQLitePlace(place.workdir).fresh("drain-sqlite") as fresh:
+            sqlite = figures.drain(fresh, n, w)
+        out.append(Figure("drain_vs_sqlite", f"drain vs SQLite, {workers}", ours.rate,
+                          "jobs/s", "the same drain on a temporary SQLite store", sqlite.rate,
+                          VS_SQLITE_TARGET, n))
+    return out
+
+
+def _measure(place: SQLitePlace | PostgresPlace, opts: Options,
+             progress: Callable[[str], None], omitted: list[Omitted]) -> list[Figure]:
+    bare = bare_for(place)
+    out = _drain_figures(place, bare, opts, progress)
+
+    plan = [(SHORT_IDLE, opts.latency_samples), (LONG_IDLE, opts.latency_samples)]
+    if opts.scale:
+        plan.append((SCALE_IDLE, opts.runs))
+    progress(f"dispatch reference: bare dispatcher, {opts.latency_samples} samples")
+    floor = bare.dispatch_ms(opts.latency_samples, SHORT_IDLE)
+    with place.fresh("latency") as fresh:
+        found = figures.dispatch_latency(fresh, plan, progress)
+    out.extend(_latency_figures(found, floor, bare.names["dispatch"], P50_TARGET[place.kind]))
+
+    progress(f"bulk enqueue: {opts.bulk:,} jobs with `queuectl enqueue --file`")
+    with place.fresh("bulk") as fresh:
+        bulk = figures.bulk_enqueue(fresh, opts.bulk)
+    raw = bare.insert_rate(opts.bulk)
+    out.append(Figure("bulk_enqueue", f"bulk enqueue --file, {opts.bulk:,} jobs", bulk,
+                      "jobs/s", bare.names["insert"], raw, Target("value", ">=", 100_000), 1,
+                      "wall time of the whole process, start-up included"))
+
+    progress(f"one `queuectl enqueue` process: {opts.runs} runs")
+    with place.fresh("enqueue") as fresh:
+        enq, typer = figures.enqueue_process(fresh, opts.runs, reference.python_import_seconds)
+    typer_ms = _ms(median(typer))
+    out.append(Figure("enqueue_process", "one `queuectl enqueue` process", _ms(median(enq)),
+                      "ms", "python -c 'import typer'", typer_ms, Target("ratio", "<=", 1.3),
+                      opts.runs))
+
+    small, claim_1k = _size_figures(place, bare, SMALL, "1k", opts, typer_ms, None, progress,
+                                    omitted)
+    out.extend(small)
+    if opts.scale:
+        large, _ = _size_figures(place, bare, LARGE, "1M", opts, typer_ms, claim_1k, progress,
+                                 omitted)
+        out.extend(large)
+    else:
+        omitted.append(Omitted("1M-job figures", "run with --scale (takes several minutes)"))
+    return out
+
+
+def run(opts: Options, progress: Callable[[str], None], db: str | None = None) -> Report:
+    """Every measurement on temporary SQLite stores, or, when `db` is a PostgreSQL URL, on
+    throwaway schemas in its database (each dropped afterwards, also on failure)."""
     started = time.monotonic()
     load_before = _load()
-    out: list[Figure] = []
     omitted: list[Omitted] = []
     with tempfile.TemporaryDirectory(prefix="queuectl-bench-") as workdir:
         fs = filesystem_of(workdir)
-        w, n = opts.workers, opts.jobs
-
-        progress(f"drain: {n} jobs, {w} queuectl worker(s)")
-        ours = figures.drain(workdir, n, w)
-        progress(f"drain reference: {n} jobs, {w} bare loop process(es)")
-        bare = reference.bare_drain(os.path.join(workdir, "bare-drain.db"), n, w)
-        progress(f"raw spawn rate: {n} `sh -c true`, {w} process(es)")
-        spawn = reference.spawn_rate(n, w)
-        workers = f"{w} worker{'s' if w != 1 else ''}"
-        out.append(Figure("drain", f"drain, {n} jobs, {workers}", ours.rate, "jobs/s",
-                          "bare loop claim/spawn/done, NORMAL", bare,
-                          Target("ratio", ">=", 1.0), n))
-        out.append(Figure("drain_vs_spawn", f"drain vs raw spawn, {workers}", ours.rate,
-                          "jobs/s", f"raw spawn rate, {w} processes", spawn,
-                          Target("ratio", ">=", 0.5), n))
-
-        plan = [(SHORT_IDLE, opts.latency_samples), (LONG_IDLE, opts.latency_samples)]
-        if opts.scale:
-            plan.append((SCALE_IDLE, opts.runs))
-        progress(f"dispatch reference: bare dispatcher, {opts.latency_samples} samples")
-        floor = reference.bare_dispatch_ms(os.path.join(workdir, "bare-dispatch.db"), workdir,
-                                           opts.latency_samples, SHORT_IDLE)
-        found = figures.dispatch_latency(workdir, plan, progress)
-        out.extend(_latency_figures(found, floor))
-
-        progress(f"bulk enqueue: {opts.bulk:,} jobs with `queuectl enqueue --file`")
-        bulk = figures.bulk_enqueue(workdir, opts.bulk)
-        raw = reference.raw_insert_rate(os.path.join(workdir, "raw-insert.db"), opts.bulk,
-                                        workdir)
-        out.append(Figure("bulk_enqueue", f"bulk enqueue --file, {opts.bulk:,} jobs", bulk,
-                          "jobs/s", "executemany INSERT, same schema, FULL", raw,
-                          Target("value", ">=", 100_000), 1,
-                          "wall time of the whole process, start-up included"))
-
-        progress(f"one `queuectl enqueue` process: {opts.runs} runs")
-        enq, typer = figures.enqueue_process(workdir, opts.runs, reference.python_import_seconds)
-        typer_ms = _ms(median(typer))
-        out.append(Figure("enqueue_process", "one `queuectl enqueue` process",
-                          _ms(median(enq)), "ms", "python -c 'import typer'", typer_ms,
-                          Target("ratio", "<=", 1.3), opts.runs))
-
-        small, claim_1k = _size_figures(workdir, SMALL, "1k", opts, typer_ms, None, progress,
-                                        omitted)
-        out.extend(small)
-        if opts.scale:
-            large, _ = _size_figures(workdir, LARGE, "1M", opts, typer_ms, claim_1k, progress,
-                                      omitted)
-            out.extend(large)
-        else:
-            omitted.append(Omitted("1M-job figures", "run with --scale (takes several minutes)"))
-    settings = {**asdict(opts), "durability": "workers NORMAL, enqueue FULL",
+        place = PostgresPlace(db, workdir) if db else SQLitePlace(workdir)
+        try:
+            out = _measure(place, opts, progress, omitted)
+            store = place.describe()
+        finally:
+            place.close()
+        if isinstance(place, PostgresPlace) and place.failed_drops:
+            store["left_behind"] = list(place.failed_drops)
+    settings = {**asdict(opts), "durability": DURABILITY[place.kind],
                 "store_filesystem": fs, "seconds": round(time.monotonic() - started, 1),
                 "load_before": load_before, "load_after": _load()}
     notes = []
@@ -181,5 +216,8 @@ def run(opts: Options, progress: Callable[[str], None]) -> Report:
     if busiest > cpus / 2:
         notes.append(f"the machine was busy (load average up to {busiest:g} on {cpus} CPUs): "
                      "absolute figures are skewed; the references ran in the same conditions")
+    if store.get("left_behind"):
+        notes.append("could not drop schema(s) " + ", ".join(store["left_behind"])
+                     + "; drop them with DROP SCHEMA ... CASCADE")
     return Report(machine=machine(), settings=settings, figures=tuple(out),
-                  omitted=tuple(omitted), notes=tuple(notes))
+                  omitted=tuple(omitted), notes=tuple(notes), store=store)
