@@ -10,6 +10,7 @@ a second channel that every change notifies.
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from typing import Iterable, Sequence
 
 from ..errors import Conflict, InvalidInput, JobNotFound
@@ -19,7 +20,7 @@ from .postgres_conn import PgConnection, Tx, driver, parse_location
 from .postgres_schema import ensure_schema
 from .rows import (enqueue_rows, job_from_row as _job, job_ids_for, like_pattern, list_groups,
                    run_from_row as _run)
-from .transitions import (CANCEL_RUNNING_SQL, CANCEL_WAITING_SQL, FINISH_RUN_SQL, FINISH_SQL,
+from .transitions import (CANCEL_RUNNING_SQL, CANCEL_WAITING_SQL, FINISH_SQL,
                           JOB_COLUMNS, RESCUE_RUN_SQL, RESCUE_SQL, RETRY_DEAD_RESET,
                           RUN_COLUMNS, finish_step, rescue_params, rescue_step)
 
@@ -44,6 +45,21 @@ WITH next AS MATERIALIZED (
 )
 SELECT claimed.*, pg_notify(?, '') FROM claimed
 """
+
+
+@lru_cache(maxsize=32)
+def _finish_sql(assignments: str, channels: int) -> str:
+    """A finished run in one statement (one round trip): the job's guarded UPDATE
+    (FINISH_SQL), its run's record (FINISH_RUN_SQL, only when the guard matched) and the
+    notifications of `channels` channels; it returns one row when the guard matched, none for
+    a stale claim (which then changes and announces nothing)."""
+    notify = ", ".join(["pg_notify(?, '')"] * channels)
+    return (f"WITH fin AS ({FINISH_SQL.format(assignments=assignments)} RETURNING id), "
+            "run AS (UPDATE runs SET finished_at = ?, exit_code = ?, signal = ?, outcome = ?, "
+            "error = ? WHERE job_id = (SELECT id FROM fin) AND attempt = ?) "
+            f"SELECT {notify} FROM fin")
+
+
 _COPY_JOBS = ("COPY jobs (id, command, state, priority, max_retries, timeout, cwd, run_at, "
               "created_at, updated_at) FROM STDIN")
 COPY_THRESHOLD = 64  # rows; smaller batches are inserted with one multi-row INSERT
@@ -396,20 +412,19 @@ class PostgresStore(Store):
                claim_next: str | None = None, lease: float = 0.0) -> tuple[bool, Job | None]:
         step = finish_step(job, outcome, now, policy)
         token = os.urandom(8).hex()
+        channels = [self.change_channel] + ([self.work_channel] if step.wakes_workers else [])
+        sql = _finish_sql(step.assignments, len(channels))
+        params = step.params + [now, job.id, job.token, now, outcome.exit_code, outcome.signal,
+                                step.run_outcome, outcome.error, job.run_number, *channels]
 
         def body(tx: Tx) -> tuple[bool, Job | None]:
-            cur = tx.execute(FINISH_SQL.format(assignments=step.assignments),
-                             step.params + [now, job.id, job.token])
-            if cur.rowcount != 1:
+            if not tx.all(sql, params):
                 return False, None  # stale claim: the guarded UPDATE changed nothing
             self._store_output(tx, job, head, tail)
-            tx.execute(FINISH_RUN_SQL, (now, outcome.exit_code, outcome.signal, step.run_outcome,
-                                        outcome.error, job.id, job.run_number))
             nxt = self._claim(tx, claim_next, token, now, lease) if claim_next else None
             if nxt is None or claim_next != job.worker_id:  # else the claim updated the row
                 tx.execute("UPDATE workers SET job_id = NULL, heartbeat_at = ? WHERE id = ?",
                            (now, job.worker_id))
-            self._changed(tx, wake_workers=step.wakes_workers)
             return True, nxt
 
         def landed(tx: Tx) -> bool:
