@@ -341,7 +341,7 @@ def test_bench_on_postgresql_reports_its_figures_and_drops_its_schemas(pg_url, t
     figures = {f["key"]: f for f in data["figures"]}
     expected = ["drain", "drain_vs_spawn", "drain_vs_sqlite", "dispatch_p50_50ms",
                 "dispatch_p99_50ms", "dispatch_p50_2s", "dispatch_p99_2s", "bulk_enqueue",
-                "enqueue_process", "claim_1k", "status_1k"]
+                "enqueue_process", "enqueue_process_vs_driver", "claim_1k", "status_1k"]
     assert list(figures)[:len(expected)] == expected
     _assert_sane(data)
     # PostgreSQL's own references and targets
@@ -354,6 +354,8 @@ def test_bench_on_postgresql_reports_its_figures_and_drops_its_schemas(pg_url, t
     assert figures["dispatch_p99_2s"]["target"]["bound"] == 20.0
     assert "COPY" in figures["bulk_enqueue"]["reference"]["name"]
     assert "psycopg" in figures["claim_1k"]["reference"]["name"]
+    assert figures["enqueue_process_vs_driver"]["reference"]["name"] == \
+        "python -c 'import typer, psycopg'"
     assert "bench: drain on SQLite for comparison" in err
 
     assert _bench_schemas(pg_url, proc.pid) == []

@@ -111,15 +111,17 @@ def bulk_enqueue(fresh: Fresh, jobs: int) -> float:
     return jobs / seconds
 
 
-def enqueue_process(fresh: Fresh, runs: int,
-                    reference: Callable[[], float]) -> tuple[list[float], list[float]]:
+def enqueue_process(fresh: Fresh, runs: int, references: Sequence[Callable[[], float]]
+                    ) -> tuple[list[float], list[list[float]]]:
     """Wall seconds of `runs` single `queuectl enqueue --command true` processes, and of `runs`
-    calls of `reference`, interleaved so both see the same machine."""
+    calls of each of `references`, interleaved so all see the same machine."""
     env = child_env(fresh.db)
     timed_run(queuectl_argv() + ["init"], env=env)
-    ours, ref = [], []
+    ours: list[float] = []
+    refs: list[list[float]] = [[] for _ in references]
     for _ in range(runs):
         ours.append(timed_run(queuectl_argv() + ["enqueue", "--command", "true"], env=env,
                               cwd=fresh.dir))
-        ref.append(reference())
-    return ours, ref
+        for times, reference in zip(refs, references):
+            times.append(reference())
+    return ours, refs
