@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import contextmanager
+from typing import Iterator
 
 from ..store import open_store
-from ..store.postgres_conn import parse_location
+from ..store.postgres_conn import driver, parse_location, query_error
 from . import reference, reference_pg
 from .stores import PostgresPlace, SQLitePlace
 
@@ -44,6 +46,16 @@ class SQLiteBare:
         return reference.bare_claim_times(self._path(f"bare-claim-{label}.db"), waiting, claims)
 
 
+@contextmanager
+def _server_errors(place: PostgresPlace) -> Iterator[None]:
+    """psycopg's errors from a bare reference as the one-line errors queuectl reports."""
+    psycopg = driver()
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise query_error(exc, place.pg.display) from None
+
+
 class PostgresBare:
     names = {
         "drain": "bare loop claim/spawn/done, sync commit off",
@@ -57,22 +69,22 @@ class PostgresBare:
         self.conninfo = place.conninfo()
 
     def drain(self, jobs: int, workers: int) -> float:
-        with self.place.bare() as schema:
+        with self.place.bare() as schema, _server_errors(self.place):
             return reference_pg.bare_drain(self.conninfo, schema, jobs, workers)
 
     def dispatch_ms(self, samples: int, idle: float) -> list[float]:
         stamps = tempfile.mkdtemp(prefix="bare-dispatch-", dir=self.place.workdir)
-        with self.place.bare() as schema:
+        with self.place.bare() as schema, _server_errors(self.place):
             return reference_pg.bare_dispatch_ms(self.conninfo, schema, stamps, samples, idle)
 
     def insert_rate(self, jobs: int) -> float:
-        with self.place.fresh("raw-insert") as fresh:
+        with self.place.fresh("raw-insert") as fresh, _server_errors(self.place):
             open_store(fresh.db).close()  # queuectl's own schema, indexes included
             return reference_pg.raw_copy_rate(self.conninfo, parse_location(fresh.db).schema,
                                               jobs, fresh.dir)
 
     def claim_times(self, label: str, waiting: int, claims: int) -> list[float]:
-        with self.place.bare() as schema:
+        with self.place.bare() as schema, _server_errors(self.place):
             return reference_pg.bare_claim_times(self.conninfo, schema, waiting, claims)
 
 

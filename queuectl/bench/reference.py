@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import queue
 import sqlite3
 import subprocess
 import sys
@@ -103,6 +104,22 @@ def _spawner(count: int, name: str, ready, go, results) -> None:
     results.put((name, count, time.time()))
 
 
+def _collect(q, procs, timeout: float, what: str):
+    """The next item of `q`; a BenchError if a process died without reporting or time ran out
+    (rather than waiting the whole timeout for a process that is gone)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return q.get(timeout=0.2)
+        except queue.Empty:
+            dead = [p for p in procs if p.exitcode not in (None, 0)]
+            if dead:
+                raise BenchError(f"a reference process failed (exit {dead[0].exitcode}) while "
+                                 f"waiting for {what}") from None
+            if time.monotonic() > deadline:
+                raise BenchError(f"timed out after {timeout:g} s waiting for {what}") from None
+
+
 def race(target, per_worker_args: Sequence[tuple], timeout: float) -> tuple[float, int]:
     """Start one `spawn` process per args tuple, release them together once all are ready;
     return (seconds from the release to the last one's end, total count they report)."""
@@ -114,10 +131,11 @@ def race(target, per_worker_args: Sequence[tuple], timeout: float) -> tuple[floa
         p.start()
     try:
         for _ in procs:
-            ready.get(timeout=60)
+            _collect(ready, procs, 60, "a reference process to start")
         start = time.time()
         go.set()
-        reports = [results.get(timeout=timeout) for _ in procs]
+        reports = [_collect(results, procs, timeout, "a reference process to finish")
+                   for _ in procs]
     finally:
         for p in procs:
             p.join(5)

@@ -121,7 +121,10 @@ class PostgresPlace:
         """A new empty schema for a bare reference (created here); dropped afterwards."""
         schema = self.new_schema()
         try:
-            self._admin.execute(f'CREATE SCHEMA "{schema}"')
+            try:
+                self._admin.execute(f'CREATE SCHEMA "{schema}"')
+            except driver().Error as exc:
+                raise query_error(exc, self.pg.display) from None
             yield schema
         finally:
             self.drop(schema)

@@ -12,7 +12,7 @@ from functools import partial
 from typing import Callable
 
 from . import bigstore, figures, reference
-from .bare import SQLiteBare, PostgresBare, bare_for
+from .bare import PostgresBare, SQLiteBare, bare_for
 from .report import Figure, Omitted, Report, Target, machine, median, percentile
 from .stores import PostgresPlace, SQLitePlace
 
