@@ -136,15 +136,23 @@ class PostgresPlace:
             return
         self._live.remove(schema)
         try:
-            if self._admin.closed or self._admin.broken:
-                self._admin = self._connect()
-            self._admin.execute(f"SET lock_timeout = '{DROP_LOCK_TIMEOUT}'")
-            self._admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            try:
+                self._drop(schema)
+            except driver().OperationalError:
+                if not (self._admin.closed or self._admin.broken):
+                    raise
+                self._drop(schema)  # once more on a new connection: the old one was lost
         except Exception as exc:  # noqa: BLE001 - reported below, never raised
             self.failed_drops.append(schema)
             print(f"bench: could not drop schema {schema} ({type(exc).__name__}: "
                   f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); "
                   f'drop it with: DROP SCHEMA "{schema}" CASCADE', file=sys.stderr, flush=True)
+
+    def _drop(self, schema: str) -> None:
+        if self._admin.closed or self._admin.broken:
+            self._admin = self._connect()
+        self._admin.execute(f"SET lock_timeout = '{DROP_LOCK_TIMEOUT}'")
+        self._admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
     def describe(self) -> dict[str, object]:
         """What was measured, for the report: never the password (`display` drops it)."""
