@@ -39,9 +39,10 @@ GLOBALS = Globals()
 @app.callback()
 def _global_options(
     db: Optional[str] = typer.Option(
-        None, "--db", metavar="PATH",
-        help="The store: an SQLite file path (default: queuectl.db in your data directory; "
-             "env QUEUECTL_DB).", show_default=False),
+        None, "--db", metavar="PATH|URL",
+        help="The store: an SQLite file path, or postgresql://user@host/db[?schema=NAME] "
+             "(default: queuectl.db in your data directory; env QUEUECTL_DB).",
+        show_default=False),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
 ) -> None:
     GLOBALS.db = db  # --debug is read from argv by main(), before any command runs
