@@ -1,9 +1,13 @@
-"""The reliability invariants of issue 6, checked against a real store file after a scenario.
+"""The reliability invariants of issue 6, checked against a real store after a scenario.
 
-`check(db, acknowledged)` asserts invariants 1, 3, 4, 5 and 7 on the file (2 is a property of a
+`check(db, acknowledged)` asserts invariants 1, 3, 4, 5 and 7 on the store (2 is a property of a
 scenario's history: the run rows it leaves, checked by the scenario itself); `one_line_error`
 asserts invariant 6 on a finished CLI process. Plus the helpers the fault tests share: a private
 tmpfs (for disk-full and read-only stores), worker pids, stored output per stream.
+
+`db` is a SQLite file's path or a PostgreSQL store's URL (`postgresql://...?schema=NAME`): the
+readers here open the tests' own connection to either (a read-only SQLite connection to the
+file; a psycopg connection in one read-only snapshot for PostgreSQL), never queuectl's.
 """
 
 from __future__ import annotations
@@ -36,57 +40,118 @@ class Stored:
     dropped: int
 
 
+def is_postgres(db) -> bool:
+    return str(db).startswith(("postgresql://", "postgres://"))
+
+
 def connect(db) -> sqlite3.Connection:
-    """A plain read connection to the store file (the tests' own, not queuectl's)."""
+    """A plain read connection to the store file (the tests' own, not queuectl's). SQLite only;
+    `reader(db)` reads either backend."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
     conn.execute("PRAGMA busy_timeout = 30000")
     return conn
 
 
+# The application name of the tests' own PostgreSQL connections: not "queuectl…", so a test that
+# terminates queuectl's backends by name leaves its own alone.
+PG_APPLICATION = "tests-invariants"
+
+
+def pg_connect(db, *, snapshot: bool = True):
+    """A psycopg connection to the store's schema. With `snapshot`, every read until close() sees
+    one consistent, read-only snapshot (REPEATABLE READ); else autocommit."""
+    import psycopg
+
+    from queuectl.store.postgres_conn import parse_location
+
+    location = parse_location(str(db))
+    conn = psycopg.connect(location.conninfo, autocommit=not snapshot, connect_timeout=10,
+                           application_name=PG_APPLICATION,
+                           options=f"-c search_path={location.schema}")
+    if snapshot:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+    return conn
+
+
+class Reader:
+    """Reads of one store, SQLite or PostgreSQL, with `?` placeholders."""
+
+    def __init__(self, db) -> None:
+        self.postgres = is_postgres(db)
+        self.conn = pg_connect(db) if self.postgres else connect(db)
+
+    def all(self, sql: str, params: tuple = ()) -> list[tuple]:
+        if self.postgres:
+            sql = sql.replace("?", "%s")
+        return [tuple(r) for r in self.conn.execute(sql, params).fetchall()]
+
+    def dicts(self, sql: str, params: tuple = ()) -> list[dict]:
+        if self.postgres:
+            sql = sql.replace("?", "%s")
+        cur = self.conn.execute(sql, params)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r)) for r in cur.fetchall()]
+
+    def one(self, sql: str, params: tuple = ()) -> tuple | None:
+        rows = self.all(sql, params)
+        return rows[0] if rows else None
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Reader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def reader(db) -> Reader:
+    return Reader(db)
+
+
 def stored_output(db, job_id: str, attempt: int | None = None) -> Stored:
-    conn = connect(db)
-    try:
+    with reader(db) as r:
         if attempt is None:
-            attempt = conn.execute("SELECT runs FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
-        run_id, total, dropped = conn.execute(
+            attempt = r.one("SELECT runs FROM jobs WHERE id = ?", (job_id,))[0]
+        run_id, total, dropped = r.one(
             "SELECT id, output_bytes, dropped FROM runs WHERE job_id = ? AND attempt = ?",
-            (job_id, attempt)).fetchone()
-        chunks = [(s, bytes(d)) for s, d in conn.execute(
+            (job_id, attempt))
+        chunks = [(s, bytes(d)) for s, d in r.all(
             "SELECT stream, data FROM output WHERE run_id = ? ORDER BY part, seq", (run_id,))]
-    finally:
-        conn.close()
     return Stored(stdout=b"".join(d for s, d in chunks if s == 1),
                   stderr=b"".join(d for s, d in chunks if s == 2),
                   chunks=chunks, output_bytes=total, dropped=dropped)
 
 
 def jobs(db) -> dict[str, dict]:
-    conn = connect(db)
-    conn.row_factory = sqlite3.Row
-    try:
-        return {r["id"]: dict(r) for r in conn.execute("SELECT * FROM jobs")}
-    finally:
-        conn.close()
+    with reader(db) as r:
+        return {row["id"]: row for row in r.dicts("SELECT * FROM jobs")}
 
 
 def runs(db, job_id: str) -> list[dict]:
-    conn = connect(db)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute(
-            "SELECT * FROM runs WHERE job_id = ? ORDER BY attempt", (job_id,))]
-    finally:
-        conn.close()
+    with reader(db) as r:
+        return r.dicts("SELECT * FROM runs WHERE job_id = ? ORDER BY attempt", (job_id,))
+
+
+def all_runs(db) -> dict[str, list[dict]]:
+    """Every job's runs, by job id, each job's in attempt order."""
+    found: dict[str, list[dict]] = {}
+    with reader(db) as r:
+        for row in r.dicts("SELECT * FROM runs ORDER BY job_id, attempt"):
+            found.setdefault(row["job_id"], []).append(row)
+    return found
 
 
 def lease_setting(db) -> float:
+    with reader(db) as r:
+        return _lease(dict(r.all("SELECT key, value FROM config")))
+
+
+def _lease(stored: dict[str, str]) -> float:
     from queuectl.config import resolve
 
-    conn = connect(db)
-    try:
-        stored = dict(conn.execute("SELECT key, value FROM config"))
-    finally:
-        conn.close()
     return resolve(stored, environ={})[0].lease
 
 
@@ -120,23 +185,30 @@ def check(db, acknowledged: Iterable[str] = (), *, expected_output: Mapping[str,
     - 3: attempts within the budget; one history row per run (attempt 1..runs), each with a start,
       worker and host, finished ones with an end and an outcome, signals by name;
       only a running job has an unfinished run (its latest);
-    - 4: `PRAGMA quick_check` is ok; with `leases_rescued` (workers are running), no running
-      job's lease expired longer ago than rescuing it takes (about a lease);
+    - 4: the store is sound — SQLite: `PRAGMA quick_check` is ok and the trigger-kept `counts`
+      table agrees with the rows; PostgreSQL: the schema's owner and version are queuectl's
+      current ones, every index agrees with its table (amcheck, where the extension can be
+      had) and `Store.status()` counts what the rows hold; with `leases_rescued` (workers are
+      running), no running job's lease expired longer ago than rescuing it takes (about a
+      lease, by the store's clock);
     - 5: no live process carries QUEUECTL_JOB_ID of a job that is not running;
     - 7: with `expected_output` ({id: stdout bytes}), the latest run stored exactly those bytes.
     """
     acknowledged = list(acknowledged)
-    conn = connect(db)
-    try:
-        assert conn.execute("PRAGMA quick_check").fetchall() == [("ok",)]
-        conn.row_factory = sqlite3.Row
-        rows = {r["id"]: dict(r) for r in conn.execute("SELECT * FROM jobs")}
+    with reader(db) as r:  # for PostgreSQL: one snapshot of everything read here
+        if r.postgres:
+            _check_postgres_schema(r, db)
+            now = r.one("SELECT extract(epoch FROM clock_timestamp())::float8")[0]
+            counts = None
+        else:
+            assert r.all("PRAGMA quick_check") == [("ok",)]
+            now = time.time()
+            counts = dict(r.all("SELECT state, n FROM counts"))
+        rows = {row["id"]: row for row in r.dicts("SELECT * FROM jobs")}
         all_runs: dict[str, list[dict]] = {}
-        for r in conn.execute("SELECT * FROM runs ORDER BY job_id, attempt"):
-            all_runs.setdefault(r["job_id"], []).append(dict(r))
-        counts = dict(conn.execute("SELECT state, n FROM counts").fetchall())
-    finally:
-        conn.close()
+        for row in r.dicts("SELECT * FROM runs ORDER BY job_id, attempt"):
+            all_runs.setdefault(row["job_id"], []).append(row)
+        lease = _lease(dict(r.all("SELECT key, value FROM config")))
 
     missing = [i for i in acknowledged if i not in rows]
     assert not missing, f"{len(missing)} acknowledged job(s) vanished, e.g. {missing[:3]}"
@@ -144,10 +216,10 @@ def check(db, acknowledged: Iterable[str] = (), *, expected_output: Mapping[str,
     for job_id, job in rows.items():
         assert job["state"] in STATES, (job_id, job["state"])
         by_state[job["state"]] = by_state.get(job["state"], 0) + 1
-    assert {s: n for s, n in counts.items() if n} == by_state, (counts, by_state)
-
-    lease = lease_setting(db)
-    now = time.time()
+    if counts is not None:
+        assert {s: n for s, n in counts.items() if n} == by_state, (counts, by_state)
+    else:
+        _check_postgres_status(db, rows)
     for job_id, job in rows.items():
         history = all_runs.pop(job_id, [])
         where = f"job {job_id!r}"
@@ -190,6 +262,89 @@ def check(db, acknowledged: Iterable[str] = (), *, expected_output: Mapping[str,
     return rows
 
 
+def _check_postgres_schema(r: Reader, db) -> None:
+    """Invariant 4 for PostgreSQL, inside the check's snapshot: queuectl's schema at its current
+    version, and (where amcheck can be had) every B-tree index of it consistent with its table."""
+    from queuectl.store.postgres_conn import parse_location
+    from queuectl.store.postgres_schema import OWNER, SCHEMA_VERSION
+
+    meta = dict(r.all("SELECT key, value FROM meta"))
+    assert meta == {"owner": OWNER, "version": str(SCHEMA_VERSION)}, meta
+    schema = parse_location(str(db)).schema
+    if _amcheck_schema(db) is None:
+        return
+    indexes = [i for (i,) in r.all(
+        "SELECT c.oid::regclass::text FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_am a ON a.oid = c.relam "
+        "WHERE n.nspname = ? AND a.amname = 'btree'", (schema,))]
+    assert len(indexes) >= 8, indexes  # the primary keys, uniques and the jobs indexes
+    where = _amcheck_schema(db)
+    for index in indexes:
+        # heapallindexed: every row of the table is found in the index, not only the index's
+        # own structure; raises (failing the test) on any inconsistency.
+        r.all(f'SELECT "{where}".bt_index_check(?::regclass, true)', (index,))
+
+
+_AMCHECK: dict[str, str | None] = {}
+
+
+def _amcheck_schema(db) -> str | None:
+    """The schema holding the amcheck extension in the store's database, creating it when it is
+    missing and this login may; None where it cannot be had (then that part is not checked)."""
+    import psycopg
+
+    from queuectl.store.postgres_conn import parse_location
+
+    conninfo = parse_location(str(db)).conninfo
+    if conninfo in _AMCHECK:
+        return _AMCHECK[conninfo]
+    found = None
+    try:
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=10,
+                             application_name=PG_APPLICATION) as conn:
+            row = conn.execute("SELECT n.nspname FROM pg_extension e JOIN pg_namespace n "
+                               "ON n.oid = e.extnamespace WHERE e.extname = 'amcheck'").fetchone()
+            if row is None:
+                try:
+                    conn.execute("CREATE EXTENSION IF NOT EXISTS amcheck SCHEMA public")
+                except psycopg.Error:
+                    pass  # not installed on this server, or not ours to create
+                row = conn.execute("SELECT n.nspname FROM pg_extension e JOIN pg_namespace n "
+                                   "ON n.oid = e.extnamespace WHERE e.extname = 'amcheck'"
+                                   ).fetchone()
+            found = row[0] if row else None
+    except psycopg.Error:
+        found = None
+    _AMCHECK[conninfo] = found
+    return found
+
+
+def _check_postgres_status(db, rows: dict[str, dict]) -> None:
+    """What people are shown (`Store.status()`, through queuectl's own store) counts what the
+    rows hold. Workers may still be changing the store between the two reads: then both are
+    read again, for a while."""
+    from queuectl.store import open_store
+
+    def by_state(jobs_by_id: dict[str, dict]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for job in jobs_by_id.values():
+            found[job["state"]] = found.get(job["state"], 0) + 1
+        return found
+
+    expected = by_state(rows)
+    store = open_store(str(db), durability="normal")
+    try:
+        for _ in range(50):
+            shown = {s.value: n for s, n in store.status(store.now(), 15.0).counts.items() if n}
+            if shown == expected:
+                return
+            time.sleep(0.1)
+            expected = by_state(jobs(db))
+        assert shown == expected, (shown, expected)
+    finally:
+        store.close()
+
+
 def one_line_error(done: subprocess.CompletedProcess, code: int, *, contains: str = "",
                    stdout_empty: bool = True) -> str:
     """Invariant 6: exit `code`, exactly one `error: …` line on stderr, no traceback."""
@@ -207,29 +362,20 @@ def one_line_error(done: subprocess.CompletedProcess, code: int, *, contains: st
 
 
 def worker_pids(db) -> dict[str, int]:
-    conn = connect(db)
-    try:
-        return dict(conn.execute("SELECT id, pid FROM workers"))
-    finally:
-        conn.close()
+    with reader(db) as r:
+        return dict(r.all("SELECT id, pid FROM workers"))
 
 
 def worker_pid_of(db, job_id: str) -> int | None:
-    conn = connect(db)
-    try:
-        row = conn.execute("SELECT w.pid FROM jobs j JOIN workers w ON w.id = j.worker_id "
-                           "WHERE j.id = ? AND j.state = 'running'", (job_id,)).fetchone()
-    finally:
-        conn.close()
+    with reader(db) as r:
+        row = r.one("SELECT w.pid FROM jobs j JOIN workers w ON w.id = j.worker_id "
+                    "WHERE j.id = ? AND j.state = 'running'", (job_id,))
     return row[0] if row else None
 
 
 def state_of(db, job_id: str) -> str | None:
-    conn = connect(db)
-    try:
-        row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
-    finally:
-        conn.close()
+    with reader(db) as r:
+        row = r.one("SELECT state FROM jobs WHERE id = ?", (job_id,))
     return row[0] if row else None
 
 
