@@ -24,6 +24,7 @@ _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
 CLOCK_RESYNC = 60.0  # seconds between re-readings of the server's clock
 CONNECT_TIMEOUT = 10
 ATTEMPTS = 3  # runs of one transaction when connections keep dropping before COMMIT
+LANDED_PATIENCE = 30.0  # seconds to keep asking whether a COMMIT that lost its answer landed
 
 
 class PgLocation(NamedTuple):
@@ -263,16 +264,37 @@ class PgConnection:
             self.discard()  # the connection went away meanwhile: nothing is left to undo
 
     def _landed(self, check: Callable[[Tx], bool]) -> bool:
+        """Whether a transaction whose COMMIT lost its connection took effect, asked on a new
+        connection. While that cannot be asked (the new connection fails too), ask again after a
+        pause, for up to LANDED_PATIENCE seconds: giving up at once would let the caller make the
+        change a second time without knowing whether the first landed (a claim retried with a
+        new token leaves the first claimed job to nobody until its lease lapses)."""
         psycopg = driver()
-        conn = self.raw()
-        try:
-            with conn.cursor() as cur:
-                found = check(Tx(cur))
-            conn.rollback()
-            return found
-        except psycopg.Error as exc:
-            self.discard()
-            raise query_error(exc, self.location.display) from None
+        where = self.location.display
+        deadline = time.monotonic() + LANDED_PATIENCE
+        delay = 0.05
+        while True:
+            try:
+                conn = self.raw()
+                try:
+                    with conn.cursor() as cur:
+                        found = check(Tx(cur))
+                except psycopg.Error as exc:
+                    if not _gone(conn):
+                        self._rollback(conn)
+                        raise query_error(exc, where) from None
+                    raise StoreBusy(f"lost the connection to PostgreSQL at {where}: "
+                                    f"{_server_text(exc)}") from None
+                self._rollback(conn)  # (if that fails, the answer is in all the same)
+                return found
+            except StoreBusy:
+                self.discard()
+                if time.monotonic() + delay > deadline:
+                    raise StoreBusy(f"lost the connection to PostgreSQL at {where} while "
+                                    "committing, and could not learn whether the change was "
+                                    "made") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         return self.transaction(lambda tx: tx.all(sql, params))
