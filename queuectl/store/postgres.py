@@ -396,7 +396,14 @@ class PostgresStore(Store):
             if head or tail is not None:
                 self._changed(tx)
             return Control(lease_lost=False, cancel=bool(row[0]), stop=w[0] if w else 0)
-        return self._tx(body)
+
+        def landed(tx: Tx) -> bool:
+            # This renewal's lease is on the job: it landed, and the output it carried with it
+            # (which must not be sent, and stored, again).
+            return tx.one("SELECT 1 FROM jobs WHERE id = ? AND state = 'running' AND token = ? "
+                          "AND lease_until = ?", (job.id, job.token, now + lease)) is not None
+
+        return self._tx(body, landed=landed)
 
     def control(self, job: Job) -> Control:
         rows = self._read("SELECT j.cancel, j.state = 'running' AND j.token IS NOT DISTINCT FROM "
