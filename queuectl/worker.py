@@ -109,6 +109,7 @@ class Worker:
         self.last_rescue = -math.inf
         # job id -> ((token, lease_until) last seen, monotonic time it was first seen)
         self._leases: dict[str, tuple[tuple[str | None, float | None], float]] = {}
+        self._store_failed_at = -math.inf  # monotonic: when a store call of ours last failed
 
     # -- lifecycle
     def register(self, now: float) -> None:
@@ -180,7 +181,10 @@ class Worker:
         for job in self.store.list_jobs([JobState.RUNNING], limit=None):
             lease = (job.token, job.lease_until)
             before = self._leases.get(job.id)
-            since = before[1] if before is not None and before[0] == lease else mono
+            # Only time in which this worker could reach the store counts: while it could not
+            # (a server outage), nobody could renew a lease, so the wait starts again.
+            since = before[1] if (before is not None and before[0] == lease
+                                  and before[1] > self._store_failed_at) else mono
             seen[job.id] = (lease, since)
             if mono - since >= self.settings.lease and job.token is not None:
                 lapsed.append((job.id, job.token))
@@ -223,6 +227,7 @@ class Worker:
                 else:
                     control = self.store.control(job)
             except (StoreBusy, StoreIOError) as exc:
+                self._store_failed_at = self.monotonic()
                 self.log(f"store unavailable while {one_line(job.id, 40)} runs: {exc}")
                 return None
             if control.lease_lost:
@@ -283,17 +288,22 @@ class Worker:
         return "failed" if job.attempts <= job.max_retries else "dead"
 
     def _retry(self, action):
-        """Run a store action, waiting out a busy or briefly failing store instead of crashing."""
+        """Run a store action, waiting out a busy or briefly failing store instead of crashing.
+        It tries again at least four times a lease: once the store is back, this worker must
+        renew or record its job well before other workers, whose waits for its lease start
+        again then (see _lapsed), could take the job from it."""
         delay = 0.05
+        longest = min(STORE_RETRY_MAX, self.settings.lease / 4)
         while True:
             try:
                 return action()
             except (StoreBusy, StoreIOError) as exc:
-                if self.flags.cold_stop and delay >= STORE_RETRY_MAX:
+                self._store_failed_at = self.monotonic()
+                if self.flags.cold_stop and delay >= longest:
                     raise
                 self.log(f"store unavailable, retrying in {delay:.1f}s: {exc}")
                 time.sleep(delay)
-                delay = min(delay * 2, STORE_RETRY_MAX)
+                delay = min(delay * 2, longest)
 
 
 def _fault(point: str) -> None:
