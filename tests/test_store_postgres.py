@@ -269,3 +269,73 @@ def test_open_store_picks_postgres_for_a_url(pg_url):
         assert isinstance(s, PostgresStore)
     finally:
         s.close()
+
+
+# -- counts ---------------------------------------------------------------------------------
+
+def true_counts(url: str) -> dict[JobState, int]:
+    with admin(url) as conn:
+        rows = conn.execute(f'SELECT state, count(*) FROM "{schema_of(url)}".jobs GROUP BY state')
+        found = {JobState(s): n for s, n in rows}
+    return {state: found.get(state, 0) for state in JobState}
+
+
+def delta_rows(url: str) -> int:
+    with admin(url) as conn:
+        return conn.execute(f'SELECT count(*) FROM "{schema_of(url)}".counts').fetchone()[0]
+
+
+def test_counts_follow_every_transition_and_survive_compaction(pg):
+    ids = add(pg, 30)
+    pg.register_worker("w1", 1, "h", pg.now())
+    for i in range(12):
+        job = pg.claim("w1", now=pg.now(), lease=30)
+        outcome = Outcome(ok=i % 3 != 0, exit_code=0 if i % 3 else 1)
+        pg.finish(job, outcome, now=pg.now(), policy=POLICY)
+    pg.claim("w1", now=pg.now(), lease=30)
+    pg.cancel(ids[-3:], now=pg.now())
+    pg.retry_dead(None, now=pg.now())
+    pg.prune(before=pg.now() + 1, states=[JobState.COMPLETED])
+    assert pg.status(pg.now(), 10).counts == true_counts(pg.url)
+    before = delta_rows(pg.url)
+    pg.compact_counts()
+    assert delta_rows(pg.url) <= len(JobState) < before
+    assert pg.status(pg.now(), 10).counts == true_counts(pg.url)
+    pg.rescue(now=pg.now() + 100, policy=POLICY)  # the running job's lease is long gone
+    assert pg.status(pg.now(), 10).counts == true_counts(pg.url)
+
+
+def test_racing_compactions_and_writers_keep_the_counts_exact(pg):
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def compact() -> None:
+        s = PostgresStore(pg.url)
+        try:
+            while not stop.is_set():
+                s.compact_counts()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            s.close()
+
+    threads = [threading.Thread(target=compact) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(40):
+            add(pg, 5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert errors == []
+    assert pg.status(pg.now(), 10).counts[JobState.PENDING] == 200 == true_counts(pg.url)[JobState.PENDING]
+
+
+def test_status_folds_the_counts_when_nobody_else_does(pg):
+    for _ in range(1100):
+        pg.enqueue([NewJob(command="true")], now=pg.now(), default_max_retries=0, default_cwd="/")
+    assert delta_rows(pg.url) > 1000
+    assert pg.status(pg.now(), 10).counts[JobState.PENDING] == 1100
+    assert delta_rows(pg.url) <= len(JobState)

@@ -13,7 +13,7 @@ import os
 from functools import lru_cache
 from typing import Iterable, Sequence
 
-from ..errors import Conflict, InvalidInput, JobNotFound
+from ..errors import Conflict, InvalidInput, JobNotFound, QueueError
 from ..models import Job, JobState, NewJob, Run, new_job_id
 from .base import Control, Outcome, Output, RetryPolicy, Status, Store, WorkerInfo
 from .postgres_conn import PgConnection, Tx, driver, parse_location
@@ -62,6 +62,7 @@ def _finish_sql(assignments: str, channels: int) -> str:
 
 _COPY_JOBS = ("COPY jobs (id, command, state, priority, max_retries, timeout, cwd, run_at, "
               "created_at, updated_at) FROM STDIN")
+COMPACT_AT = 1000  # delta rows in `counts` past which `status` folds them together
 COPY_THRESHOLD = 64  # rows; smaller batches are inserted with one multi-row INSERT
 
 
@@ -216,11 +217,22 @@ class PostgresStore(Store):
         return Output(run=_run(row[1:]), chunks=[(s, bytes(d)) for _, s, d in chunks],
                       tail_start=tail_start)
 
+    def compact_counts(self) -> None:
+        """Fold the per-state delta rows into one row per state. Safe beside writers (their new
+        rows are not taken) and beside another compaction (a row is deleted, and summed, once)."""
+        self._tx(lambda tx: tx.execute(
+            "WITH gone AS (DELETE FROM counts RETURNING state, n) "
+            "INSERT INTO counts (state, n) SELECT state, sum(n) FROM gone GROUP BY state "
+            "HAVING sum(n) <> 0"))
+
     def status(self, now: float, worker_timeout: float) -> Status:
         def body(tx: Tx):
             counts = {state: 0 for state in JobState}
-            for state, n in tx.all("SELECT state, count(*) FROM jobs GROUP BY state"):
-                counts[JobState(state)] = n
+            rows = 0
+            for state, n, parts in tx.all("SELECT state, sum(n), count(*) FROM counts "
+                                          "GROUP BY state"):
+                counts[JobState(state)] = int(n)
+                rows += parts
             workers = tx.one("SELECT count(*) FROM workers WHERE heartbeat_at >= ?",
                              (now - worker_timeout,))[0]
             recent = tx.one("SELECT count(*) FROM jobs WHERE state IN ('completed', 'dead') "
@@ -228,8 +240,13 @@ class PostgresStore(Store):
             first = tx.one("SELECT min(run_at) FROM jobs WHERE state IN ('pending', 'failed')")[0]
             later = tx.one("SELECT min(run_at) FROM jobs WHERE state IN ('pending', 'failed') "
                            "AND run_at > ?", (now,))[0]
-            return counts, workers, recent, first, later
-        counts, workers, recent, first, later = self._tx(body)
+            return counts, workers, recent, first, later, rows
+        counts, workers, recent, first, later, rows = self._tx(body)
+        if rows > COMPACT_AT:  # nobody compacted lately (no workers are running)
+            try:
+                self.compact_counts()
+            except QueueError:
+                pass  # e.g. a read-only login: the sums are right all the same
         due = first is not None and first <= now
         return Status(counts=counts, workers=workers,
                       oldest_waiting_age=now - first if due else None,
@@ -472,4 +489,6 @@ class PostgresStore(Store):
             if rescued:
                 self._changed(tx, wake_workers=True)
             return rescued
-        return self._tx(body)
+        rescued = self._tx(body)
+        self.compact_counts()  # workers rescue every half lease: a good moment to tidy
+        return rescued

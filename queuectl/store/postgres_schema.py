@@ -84,6 +84,44 @@ CREATE TABLE config (
     key   text PRIMARY KEY,
     value text NOT NULL
 );
+
+-- Jobs per state, as rows of deltas summed by `status`: statement triggers append one row per
+-- state a statement changed, and workers fold the rows together now and then (compact_counts).
+-- Appending, unlike updating one counter row per state, never makes two transactions wait for
+-- each other.
+CREATE TABLE counts (
+    state text NOT NULL,
+    n     bigint NOT NULL
+);
+CREATE FUNCTION count_inserted() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    INSERT INTO counts (state, n) SELECT state, count(*) FROM new_rows GROUP BY state;
+    RETURN NULL;
+END $$;
+CREATE FUNCTION count_deleted() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    INSERT INTO counts (state, n) SELECT state, -count(*) FROM old_rows GROUP BY state;
+    RETURN NULL;
+END $$;
+CREATE FUNCTION count_updated() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    INSERT INTO counts (state, n)
+    SELECT s, sum(d) FROM (
+        SELECT o.state AS s, -1 AS d FROM old_rows o JOIN new_rows w ON w.seq = o.seq
+        WHERE o.state <> w.state
+        UNION ALL
+        SELECT w.state, 1 FROM old_rows o JOIN new_rows w ON w.seq = o.seq
+        WHERE o.state <> w.state
+    ) changed GROUP BY s;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION count_inserted();
+CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION count_deleted();
+CREATE TRIGGER jobs_count_update AFTER UPDATE ON jobs
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION count_updated();
 """
 
 MIGRATIONS: dict[int, str] = {1: _V1}
