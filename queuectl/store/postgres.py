@@ -13,16 +13,16 @@ import os
 from functools import lru_cache
 from typing import Iterable, Sequence
 
-from ..errors import Conflict, InvalidInput, JobNotFound, QueueError
-from ..models import Job, JobState, NewJob, Run, new_job_id
-from .base import Control, Outcome, Output, RetryPolicy, Status, Store, WorkerInfo
+from ..errors import Conflict, JobNotFound, QueueError
+from ..models import Job, JobState, NewJob, new_job_id
+from .base import Control, Outcome, RetryPolicy, Status, Store, WorkerInfo
 from .postgres_conn import PgConnection, Tx, driver, parse_location
 from .postgres_schema import ensure_schema
-from .rows import (enqueue_rows, job_from_row as _job, job_ids_for, like_pattern, list_groups,
-                   run_from_row as _run)
+from .reads import SharedReads
+from .rows import enqueue_rows, job_from_row as _job, job_ids_for, like_pattern, list_groups
 from .transitions import (CANCEL_RUNNING_SQL, CANCEL_WAITING_SQL, FINISH_SQL,
                           JOB_COLUMNS, RESCUE_RUN_SQL, RESCUE_SQL, RETRY_DEAD_RESET,
-                          RUN_COLUMNS, finish_step, rescue_params, rescue_step)
+                          finish_step, rescue_params, rescue_step)
 
 _CLAIM = f"""
 WITH next AS MATERIALIZED (
@@ -66,7 +66,7 @@ COMPACT_AT = 1000  # delta rows in `counts` past which `status` folds them toget
 COPY_THRESHOLD = 64  # rows; smaller batches are inserted with one multi-row INSERT
 
 
-class PostgresStore(Store):
+class PostgresStore(SharedReads, Store):
     def __init__(self, url: str, *, durability: str = "full") -> None:
         self.url = url
         self.pg = parse_location(url)
@@ -160,12 +160,6 @@ class PostgresStore(Store):
         return {r[0] for r in self._read("SELECT id FROM jobs WHERE id = ANY(?)", (list(ids),))}
 
     # -- reads
-    def get(self, job_id: str) -> Job:
-        rows = self._read(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
-        if not rows:
-            raise JobNotFound(f"no job with id {job_id!r}")
-        return _job(rows[0])
-
     def list_jobs(self, states: Iterable[JobState] | None = None, limit: int | None = 100,
                   text: str | None = None) -> list[Job]:
         where_text, params_text = "", []
@@ -186,44 +180,6 @@ class PostgresStore(Store):
                 out.extend(_job(r) for r in rows)
             return out
         return self._tx(body)
-
-    def runs(self, job_id: str) -> list[Run]:
-        self.get(job_id)
-        rows = self._read(f"SELECT {RUN_COLUMNS} FROM runs WHERE job_id = ? ORDER BY attempt",
-                          (job_id,))
-        return [_run(r) for r in rows]
-
-    def output(self, job_id: str, attempt: int | None = None) -> Output | None:
-        job = self.get(job_id)
-        if attempt is None:
-            attempt = job.run_number
-            if attempt == 0:
-                return None
-
-        def body(tx: Tx):
-            row = tx.one(f"SELECT id, {RUN_COLUMNS} FROM runs WHERE job_id = ? AND attempt = ?",
-                         (job_id, attempt))
-            if row is None:
-                return None, []
-            return row, tx.all("SELECT part, stream, data FROM output WHERE run_id = ? "
-                               "ORDER BY part, seq", (row[0],))
-        row, chunks = self._tx(body)
-        if row is None:
-            raise InvalidInput(
-                f"job {job_id!r} has no attempt {attempt}"
-                + (f" (it has attempts 1 to {job.run_number})" if job.run_number else
-                   " (it has not run yet)"))
-        tail_start = sum(1 for part, _, _ in chunks if part == 0)
-        return Output(run=_run(row[1:]), chunks=[(s, bytes(d)) for _, s, d in chunks],
-                      tail_start=tail_start)
-
-    def compact_counts(self) -> None:
-        """Fold the per-state delta rows into one row per state. Safe beside writers (their new
-        rows are not taken) and beside another compaction (a row is deleted, and summed, once)."""
-        self._tx(lambda tx: tx.execute(
-            "WITH gone AS (DELETE FROM counts RETURNING state, n) "
-            "INSERT INTO counts (state, n) SELECT state, sum(n) FROM gone GROUP BY state "
-            "HAVING sum(n) <> 0"))
 
     def status(self, now: float, worker_timeout: float) -> Status:
         def body(tx: Tx):

@@ -6,18 +6,17 @@ import os
 import sqlite3
 from typing import Iterable, Sequence
 
-from ..errors import Conflict, InvalidInput, JobNotFound, StoreUnusable
-from ..models import Job, JobState, NewJob, Run, new_job_id
+from ..errors import Conflict, JobNotFound, StoreUnusable
+from ..models import Job, JobState, NewJob, new_job_id
 from ..sanitize import one_line
-from .base import Control, Outcome, Output, RetryPolicy, Status, Store, WorkerInfo
+from .base import Control, Outcome, RetryPolicy, Status, Store, WorkerInfo
 from ..bell import ring
-from .rows import (enqueue_rows, job_from_row as _job, job_ids_for, like_pattern, list_groups,
-                   run_from_row as _run)
+from .reads import SharedReads
+from .rows import enqueue_rows, job_from_row as _job, job_ids_for, like_pattern, list_groups
 from .sqlite_conn import open_connection, translated, write
 from .transitions import (CANCEL_RUNNING_SQL, CANCEL_WAITING_SQL, FINISH_RUN_SQL, FINISH_SQL,
                           JOB_COLUMNS, ORDER_WAITING, RESCUE_RUN_SQL, RESCUE_SQL,
-                          RETRY_DEAD_RESET, RUN_COLUMNS, finish_step, rescue_params,
-                          rescue_step)
+                          RETRY_DEAD_RESET, finish_step, rescue_params, rescue_step)
 
 _CLAIM = f"""
 UPDATE jobs SET state = 'running', attempts = attempts + 1, runs = runs + 1, worker_id = ?,
@@ -35,7 +34,7 @@ RETURNING {JOB_COLUMNS}
 _FROM_WAITING = "jobs INDEXED BY jobs_ready WHERE state IN ('pending', 'failed') AND"
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SharedReads, Store):
     def __init__(self, path: str, *, durability: str = "full") -> None:
         self.path = os.path.abspath(os.path.expanduser(path))
         self.location = self.path
@@ -119,12 +118,6 @@ class SQLiteStore(Store):
         return found
 
     # -- reads
-    def get(self, job_id: str) -> Job:
-        rows = self._read(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
-        if not rows:
-            raise JobNotFound(f"no job with id {job_id!r}")
-        return _job(rows[0])
-
     def list_jobs(self, states: Iterable[JobState] | None = None, limit: int | None = 100,
                   text: str | None = None) -> list[Job]:
         where_text, params_text = "", []
@@ -144,31 +137,6 @@ class SQLiteStore(Store):
                 f"{order} LIMIT ?", [s.value for s in group] + params_text + [remaining])
             out.extend(_job(r) for r in rows)
         return out
-
-    def runs(self, job_id: str) -> list[Run]:
-        self.get(job_id)
-        rows = self._read(f"SELECT {RUN_COLUMNS} FROM runs WHERE job_id = ? ORDER BY attempt",
-                          (job_id,))
-        return [_run(r) for r in rows]
-
-    def output(self, job_id: str, attempt: int | None = None) -> Output | None:
-        job = self.get(job_id)
-        if attempt is None:
-            attempt = job.run_number
-            if attempt == 0:
-                return None
-        rows = self._read(f"SELECT id, {RUN_COLUMNS} FROM runs WHERE job_id = ? AND attempt = ?",
-                          (job_id, attempt))
-        if not rows:
-            raise InvalidInput(
-                f"job {job_id!r} has no attempt {attempt}"
-                + (f" (it has attempts 1 to {job.run_number})" if job.run_number else
-                   " (it has not run yet)"))
-        run_id, run = rows[0][0], _run(rows[0][1:])
-        chunks = self._read("SELECT part, stream, data FROM output WHERE run_id = ? "
-                            "ORDER BY part, seq", (run_id,))
-        tail_start = sum(1 for part, _, _ in chunks if part == 0)
-        return Output(run=run, chunks=[(s, bytes(d)) for _, s, d in chunks], tail_start=tail_start)
 
     def status(self, now: float, worker_timeout: float) -> Status:
         counts = {JobState(s): n for s, n in self._read("SELECT state, n FROM counts")}
