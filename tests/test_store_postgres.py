@@ -162,21 +162,24 @@ def test_jobs_are_stamped_with_the_servers_clock_not_the_callers(pg):
 
 # -- connections ----------------------------------------------------------------------------
 
-def terminate_backends(url: str) -> int:
+def terminate(url: str, *connections) -> None:
+    """Terminate these psycopg connections' server processes (only them: other tests may share
+    the server)."""
+    pids = [c.info.backend_pid for c in connections]
     with admin(url) as conn:
-        return len(conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE application_name LIKE 'queuectl%%' AND pid <> pg_backend_pid()").fetchall())
+        done = conn.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid",
+                            (pids,)).fetchall()
+    assert all(row[0] for row in done)
 
 
 def test_a_dropped_connection_is_remade_and_the_write_happens_once(pg):
     ids = add(pg, 1)
     pg.register_worker("w1", 1, "h", pg.now())
     job = pg.claim("w1", now=pg.now(), lease=30)
-    assert terminate_backends(pg.url) >= 1
+    terminate(pg.url, pg._db.raw())
     control = pg.renew(job, now=pg.now(), lease=30, head=[(1, b"out\n")])
     assert not control.lease_lost
-    assert terminate_backends(pg.url) >= 1
+    terminate(pg.url, pg._db.raw())
     recorded, _ = pg.finish(job, Outcome(ok=True, exit_code=0), now=pg.now(), policy=POLICY)
     assert recorded
     assert pg.get(ids[0]).state is JobState.COMPLETED
@@ -200,9 +203,11 @@ def test_the_workers_doorbell_rings_on_enqueue_and_not_on_a_claim(pg):
         other = PostgresStore(pg.url)
         try:
             started = time.monotonic()
-            threading.Timer(0.2, lambda: add(other, 1)).start()
+            timer = threading.Timer(0.2, lambda: add(other, 1))
+            timer.start()
             assert bell.wait(5.0)
             assert time.monotonic() - started < 4.0
+            timer.join()
             other.register_worker("w1", 1, "h", other.now())
             bell.clear()
             assert other.claim("w1", now=other.now(), lease=30) is not None
@@ -231,15 +236,17 @@ def test_the_consoles_doorbell_rings_on_every_change(pg):
 def test_the_doorbell_reconnects_after_its_connection_drops(pg):
     bell = pg.doorbell()
     try:
-        terminate_backends(pg.url)
+        terminate(pg.url, bell._conn)
         deadline = time.monotonic() + 10
         # The drop itself counts as a ring (the caller re-checks the store); then it listens again.
         while time.monotonic() < deadline and not bell.wait(0.2):
             pass
         bell.wait(0.3)
         bell.clear()
-        threading.Timer(0.2, lambda: add(pg, 1)).start()
+        timer = threading.Timer(0.2, lambda: add(pg, 1))
+        timer.start()
         assert bell.wait(5.0)
+        timer.join()
     finally:
         bell.close()
 

@@ -181,6 +181,14 @@ class PostgresStore(SharedReads, Store):
             return out
         return self._tx(body)
 
+    def compact_counts(self) -> None:
+        """Fold the per-state delta rows into one row per state. Safe beside writers (their new
+        rows are not taken) and beside another compaction (a row is deleted, and summed, once)."""
+        self._tx(lambda tx: tx.execute(
+            "WITH gone AS (DELETE FROM counts RETURNING state, n) "
+            "INSERT INTO counts (state, n) SELECT state, sum(n) FROM gone GROUP BY state "
+            "HAVING sum(n) <> 0"))
+
     def status(self, now: float, worker_timeout: float) -> Status:
         def body(tx: Tx):
             counts = {state: 0 for state in JobState}
