@@ -19,7 +19,8 @@ from .base import Control, Outcome, RetryPolicy, Status, Store, WorkerInfo
 from .postgres_conn import PgConnection, Tx, driver, parse_location
 from .postgres_schema import ensure_schema
 from .reads import SharedReads
-from .rows import enqueue_rows, job_from_row as _job, job_ids_for, like_pattern, list_groups
+from .rows import (enqueue_rows, job_from_row as _job, job_ids_for, like_pattern, list_groups,
+                   store_output)
 from .transitions import (CANCEL_RUNNING_SQL, CANCEL_WAITING_SQL, FINISH_SQL,
                           JOB_COLUMNS, RESCUE_RUN_SQL, RESCUE_SQL, RETRY_DEAD_RESET,
                           finish_step, rescue_params, rescue_step)
@@ -337,31 +338,6 @@ class PostgresStore(SharedReads, Store):
         return self._tx(lambda tx: self._claim(tx, worker_id, token, now, lease),
                         landed=self._token_landed(token))
 
-    def _store_output(self, tx: Tx, job: Job, head: Sequence[tuple[int, bytes]],
-                      tail: tuple[Sequence[tuple[int, bytes]], int] | None) -> None:
-        if not head and tail is None:
-            return
-        run_id = tx.one("SELECT id FROM runs WHERE job_id = ? AND attempt = ?",
-                        (job.id, job.run_number))[0]
-        if head:
-            start = tx.one("SELECT coalesce(max(seq) + 1, 0) FROM output "
-                           "WHERE run_id = ? AND part = 0", (run_id,))[0]
-            tx.executemany("INSERT INTO output (run_id, part, seq, stream, data) "
-                           "VALUES (?, 0, ?, ?, ?)",
-                           [(run_id, start + i, s, d) for i, (s, d) in enumerate(head)])
-        total = "(SELECT coalesce(sum(length(data)), 0) FROM output WHERE run_id = ?)"
-        if tail is not None:
-            tx.execute("DELETE FROM output WHERE run_id = ? AND part = 1", (run_id,))
-            if tail[0]:
-                tx.executemany("INSERT INTO output (run_id, part, seq, stream, data) "
-                               "VALUES (?, 1, ?, ?, ?)",
-                               [(run_id, i, s, d) for i, (s, d) in enumerate(tail[0])])
-            tx.execute(f"UPDATE runs SET dropped = ?, output_bytes = {total} + ? WHERE id = ?",
-                       (tail[1], run_id, tail[1], run_id))
-        else:
-            tx.execute(f"UPDATE runs SET output_bytes = {total} + dropped WHERE id = ?",
-                       (run_id, run_id))
-
     def renew(self, job: Job, *, now: float, lease: float,
               head: Sequence[tuple[int, bytes]] = (),
               tail: tuple[Sequence[tuple[int, bytes]], int] | None = None) -> Control:
@@ -371,7 +347,7 @@ class PostgresStore(SharedReads, Store):
                          (now + lease, job.id, job.token))
             if row is None:
                 return Control(lease_lost=True, cancel=False, stop=0)
-            self._store_output(tx, job, head, tail)
+            store_output(tx, job, head, tail)
             w = tx.one("UPDATE workers SET heartbeat_at = ? WHERE id = ? RETURNING stop",
                        (now, job.worker_id))
             if head or tail is not None:
@@ -408,7 +384,7 @@ class PostgresStore(SharedReads, Store):
         def body(tx: Tx) -> tuple[bool, Job | None]:
             if not tx.all(sql, params):
                 return False, None  # stale claim: the guarded UPDATE changed nothing
-            self._store_output(tx, job, head, tail)
+            store_output(tx, job, head, tail)
             nxt = self._claim(tx, claim_next, token, now, lease) if claim_next else None
             if nxt is None or claim_next != job.worker_id:  # else the claim updated the row
                 tx.execute("UPDATE workers SET job_id = NULL, heartbeat_at = ? WHERE id = ?",

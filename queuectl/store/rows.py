@@ -65,3 +65,29 @@ def list_groups(states: Iterable[JobState] | None) -> list[tuple[list[JobState],
         if state in wanted:
             groups.append(([state], ORDER_RECENT))
     return groups
+
+
+def store_output(c, job: Job, head: Sequence[tuple[int, bytes]],
+                 tail: tuple[Sequence[tuple[int, bytes]], int] | None) -> None:
+    """Append a running job's new head chunks and replace its tail, inside the caller's
+    transaction. `c` is an sqlite3 connection or a PostgreSQL Tx: both take `?` SQL through
+    `execute` (returning something with `fetchone`) and `executemany`."""
+    if not head and tail is None:
+        return
+    run_id = c.execute("SELECT id FROM runs WHERE job_id = ? AND attempt = ?",
+                       (job.id, job.run_number)).fetchone()[0]
+    insert = "INSERT INTO output (run_id, part, seq, stream, data) VALUES (?, ?, ?, ?, ?)"
+    if head:
+        start = c.execute("SELECT coalesce(max(seq) + 1, 0) FROM output "
+                          "WHERE run_id = ? AND part = 0", (run_id,)).fetchone()[0]
+        c.executemany(insert, [(run_id, 0, start + i, s, d) for i, (s, d) in enumerate(head)])
+    total = "(SELECT coalesce(sum(length(data)), 0) FROM output WHERE run_id = ?)"
+    if tail is not None:
+        c.execute("DELETE FROM output WHERE run_id = ? AND part = 1", (run_id,))
+        if tail[0]:
+            c.executemany(insert, [(run_id, 1, i, s, d) for i, (s, d) in enumerate(tail[0])])
+        c.execute(f"UPDATE runs SET dropped = ?, output_bytes = {total} + ? WHERE id = ?",
+                  (tail[1], run_id, tail[1], run_id))
+    else:
+        c.execute(f"UPDATE runs SET output_bytes = {total} + dropped WHERE id = ?",
+                  (run_id, run_id))

@@ -12,7 +12,8 @@ from ..sanitize import one_line
 from .base import Control, Outcome, RetryPolicy, Status, Store, WorkerInfo
 from ..bell import ring
 from .reads import SharedReads
-from .rows import enqueue_rows, job_from_row as _job, job_ids_for, like_pattern, list_groups
+from .rows import (enqueue_rows, job_from_row as _job, job_ids_for, like_pattern, list_groups,
+                   store_output)
 from .sqlite_conn import open_connection, translated, write
 from .transitions import (CANCEL_RUNNING_SQL, CANCEL_WAITING_SQL, FINISH_RUN_SQL, FINISH_SQL,
                           JOB_COLUMNS, ORDER_WAITING, RESCUE_RUN_SQL, RESCUE_SQL,
@@ -277,29 +278,6 @@ class SQLiteStore(SharedReads, Store):
         with self._write() as c:
             return self._claim(c, worker_id, now, lease)
 
-    def _store_output(self, c: sqlite3.Connection, job: Job,
-                      head: Sequence[tuple[int, bytes]],
-                      tail: tuple[Sequence[tuple[int, bytes]], int] | None) -> None:
-        if not head and tail is None:
-            return
-        run_id = c.execute("SELECT id FROM runs WHERE job_id = ? AND attempt = ?",
-                           (job.id, job.run_number)).fetchone()[0]
-        if head:
-            start = c.execute("SELECT coalesce(max(seq) + 1, 0) FROM output "
-                              "WHERE run_id = ? AND part = 0", (run_id,)).fetchone()[0]
-            c.executemany("INSERT INTO output (run_id, part, seq, stream, data) VALUES (?, 0, ?, ?, ?)",
-                          [(run_id, start + i, s, d) for i, (s, d) in enumerate(head)])
-        total = "(SELECT coalesce(sum(length(data)), 0) FROM output WHERE run_id = ?)"
-        if tail is not None:
-            c.execute("DELETE FROM output WHERE run_id = ? AND part = 1", (run_id,))
-            c.executemany("INSERT INTO output (run_id, part, seq, stream, data) VALUES (?, 1, ?, ?, ?)",
-                          [(run_id, i, s, d) for i, (s, d) in enumerate(tail[0])])
-            c.execute(f"UPDATE runs SET dropped = ?, output_bytes = {total} + ? WHERE id = ?",
-                      (tail[1], run_id, tail[1], run_id))
-        else:
-            c.execute(f"UPDATE runs SET output_bytes = {total} + dropped WHERE id = ?",
-                      (run_id, run_id))
-
     def renew(self, job: Job, *, now: float, lease: float,
               head: Sequence[tuple[int, bytes]] = (),
               tail: tuple[Sequence[tuple[int, bytes]], int] | None = None) -> Control:
@@ -309,7 +287,7 @@ class SQLiteStore(SharedReads, Store):
                             (now + lease, job.id, job.token)).fetchone()
             if row is None:
                 return Control(lease_lost=True, cancel=False, stop=0)
-            self._store_output(c, job, head, tail)
+            store_output(c, job, head, tail)
             w = c.execute("UPDATE workers SET heartbeat_at = ? WHERE id = ? RETURNING stop",
                           (now, job.worker_id)).fetchone()
         return Control(lease_lost=False, cancel=bool(row[0]), stop=w[0] if w else 0)
@@ -332,7 +310,7 @@ class SQLiteStore(SharedReads, Store):
                             step.params + [now, job.id, job.token])
             if cur.rowcount != 1:
                 return False, None  # stale claim: the guarded UPDATE changed nothing
-            self._store_output(c, job, head, tail)
+            store_output(c, job, head, tail)
             c.execute(FINISH_RUN_SQL, (now, outcome.exit_code, outcome.signal, step.run_outcome,
                                        outcome.error, job.id, job.run_number))
             nxt = self._claim(c, claim_next, now, lease) if claim_next else None
