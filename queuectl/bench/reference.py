@@ -16,7 +16,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ..models import new_job_id
 from ..store import schema
@@ -233,29 +233,48 @@ def bare_dispatch_ms(path: str, stamp_dir: str, samples: int, idle: float) -> li
     """Milliseconds from the commit of a job `date +%s%N > file` (plain sqlite3, FULL) to its
     timestamp, on a bare dispatcher process woken through a pipe after `idle` seconds: the
     floor under our dispatch latency (same claim, spawn and output pipes; no queuectl)."""
-    from .procs import wait_until
-
     bare_store(path, 0)
     ctx = multiprocessing.get_context("spawn")
     ours, theirs = ctx.Pipe()
     proc = ctx.Process(target=_bare_dispatcher, args=(path, theirs), daemon=True)
     proc.start()
     writer = connect(path, "FULL")
+
+    def add_job(command: str) -> None:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("INSERT INTO jobs (id, command, state, run_at) VALUES (?, ?, 'pending', ?)",
+                       (new_job_id(), command, time.time()))
+        writer.execute("COMMIT")
+
+    try:
+        return time_dispatches(proc, ours, stamp_dir, samples, idle, add_job,
+                               nudge=lambda: ours.send("go"))
+    finally:
+        writer.close()
+
+
+def time_dispatches(proc, ours, stamp_dir: str, samples: int, idle: float,
+                    add_job: Callable[[str], None],
+                    nudge: Callable[[], None] | None = None) -> list[float]:
+    """Drive a started bare dispatcher `proc` (which says "ready", then answers each dispatch on
+    the pipe `ours`): `samples` times, wait `idle`, commit a job `date +%s%N > STAMP` with
+    `add_job`, wake the dispatcher with `nudge` (if it is not woken by the commit itself), and
+    take the milliseconds from the commit to the stamp. Stops the dispatcher."""
+    from .procs import wait_until
+
     found = []
     try:
-        if not ours.poll(60):
-            raise BenchError("the bare dispatcher did not start")
+        wait_until(lambda: ours.poll() or not proc.is_alive(), 60, "the bare dispatcher to start")
+        if not ours.poll():
+            raise BenchError(f"the bare dispatcher exited ({proc.exitcode}) before it started")
         ours.recv()
         for i in range(samples):
             stamp = os.path.join(stamp_dir, f"bare-stamp-{i}")
             time.sleep(idle)
-            writer.execute("BEGIN IMMEDIATE")
-            writer.execute("INSERT INTO jobs (id, command, state, run_at) "
-                           "VALUES (?, ?, 'pending', ?)",
-                           (new_job_id(), f"date +%s%N > {stamp}", time.time()))
-            writer.execute("COMMIT")
+            add_job(f"date +%s%N > {stamp}")
             committed = time.time_ns()
-            ours.send("go")
+            if nudge is not None:
+                nudge()
             started = wait_until(lambda: read_stamp(stamp), 30, "a bare dispatch", 0.002)
             if not ours.poll(30):
                 raise BenchError("the bare dispatcher stopped answering")
@@ -263,7 +282,6 @@ def bare_dispatch_ms(path: str, stamp_dir: str, samples: int, idle: float) -> li
             found.append((started - committed) / 1e6)
         ours.send(None)
     finally:
-        writer.close()
         proc.join(5)
         if proc.is_alive():
             proc.kill()

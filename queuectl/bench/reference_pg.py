@@ -11,14 +11,13 @@ in a bare schema of its own (`PostgresPlace.bare()`), dropped afterwards.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import select
 import time
 
 from ..models import new_job_id
 from ..store.postgres_conn import driver
-from .procs import BenchError, wait_until
-from .reference import race, read_stamp, run_shell
+from .procs import BenchError
+from .reference import race, run_shell, time_dispatches
 
 BARE_SCHEMA = """
 CREATE TABLE jobs (
@@ -182,31 +181,14 @@ def bare_dispatch_ms(conninfo: str, schema: str, stamp_dir: str, samples: int,
     proc = ctx.Process(target=_bare_dispatcher, args=(conninfo, schema, theirs), daemon=True)
     proc.start()
     writer = connect(conninfo, schema, synchronous=True)
-    found = []
+
+    def add_job(command: str) -> None:
+        writer.execute("INSERT INTO jobs (id, command, state, run_at) "
+                       "VALUES (%s, %s, 'pending', %s)", (new_job_id(), command, time.time()))
+        writer.execute(f'NOTIFY "{schema}_work"')
+        writer.commit()
+
     try:
-        wait_until(lambda: ours.poll() or not proc.is_alive(), 60, "the bare dispatcher to start")
-        if not ours.poll():
-            raise BenchError(f"the bare dispatcher exited ({proc.exitcode}) before it started")
-        ours.recv()
-        for i in range(samples):
-            stamp = os.path.join(stamp_dir, f"bare-stamp-{i}")
-            time.sleep(idle)
-            writer.execute("INSERT INTO jobs (id, command, state, run_at) "
-                           "VALUES (%s, %s, 'pending', %s)",
-                           (new_job_id(), f"date +%s%N > {stamp}", time.time()))
-            writer.execute(f'NOTIFY "{schema}_work"')
-            writer.commit()
-            committed = time.time_ns()
-            started = wait_until(lambda: read_stamp(stamp), 30, "a bare dispatch", 0.002)
-            if not ours.poll(30):
-                raise BenchError("the bare dispatcher stopped answering")
-            ours.recv()
-            found.append((started - committed) / 1e6)
-        ours.send(None)
+        return time_dispatches(proc, ours, stamp_dir, samples, idle, add_job)
     finally:
         writer.close()
-        proc.join(5)
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
-    return found
