@@ -46,12 +46,8 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pgserver.Ser
     if given:
         yield pgserver.Server(given.rsplit("/", 1)[0], "", 0, "", None)
         return
-    server = pgserver.start()
-    try:
-        pgserver.wait_ready(server)
+    with pgserver.running() as server:
         yield server
-    finally:
-        pgserver.stop(server)
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ import socket
 import subprocess
 import tempfile
 import time
-from typing import NamedTuple
+from contextlib import contextmanager
+from typing import Iterator, NamedTuple
 
 # Settings for a disposable server: no fsync (a crash loses only test data), room for the
 # fault tests' many worker connections.
@@ -139,3 +140,14 @@ def wait_ready(server: Server, timeout: float = 30.0) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+@contextmanager
+def running(parent: str | None = None) -> Iterator[Server]:
+    """A started, ready server, stopped and deleted on exit."""
+    server = start(parent)
+    try:
+        wait_ready(server)
+        yield server
+    finally:
+        stop(server)

@@ -358,12 +358,8 @@ def test_connections_terminated_mid_job_the_worker_reconnects_and_listen_wakes_a
 @pytest.fixture
 def own_server():
     """A PostgreSQL server of this test's own, which it may stop and start."""
-    server = pgserver.start()
-    try:
-        pgserver.wait_ready(server)
+    with pgserver.running() as server:
         yield server
-    finally:
-        pgserver.stop(server)
 
 
 def pg_ctl(server: pgserver.Server, *args: str) -> None:
