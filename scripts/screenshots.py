@@ -17,7 +17,7 @@ import time
 
 from queuectl.store.sqlite import SQLiteStore
 from queuectl_tui.app import make_app
-from queuectl_tui.demo import seed_showcase
+from queuectl.demo import seed_showcase
 from queuectl_tui.logviewer import LogScreen, OutputView
 
 NOW = 1_700_000_000.0

@@ -62,7 +62,7 @@ def pg_connect(db, *, snapshot: bool = True):
     one consistent, read-only snapshot (REPEATABLE READ); else autocommit."""
     import psycopg
 
-    from queuectl.store.postgres_conn import parse_location
+    from queuectl.store.postgres.conn import parse_location
 
     location = parse_location(str(db))
     conn = psycopg.connect(location.conninfo, autocommit=not snapshot, connect_timeout=10,
@@ -265,8 +265,8 @@ def check(db, acknowledged: Iterable[str] = (), *, expected_output: Mapping[str,
 def _check_postgres_schema(r: Reader, db) -> None:
     """Invariant 4 for PostgreSQL, inside the check's snapshot: queuectl's schema at its current
     version, and (where amcheck can be had) every B-tree index of it consistent with its table."""
-    from queuectl.store.postgres_conn import parse_location
-    from queuectl.store.postgres_schema import OWNER, SCHEMA_VERSION
+    from queuectl.store.postgres.conn import parse_location
+    from queuectl.store.postgres.schema import OWNER, SCHEMA_VERSION
 
     meta = dict(r.all("SELECT key, value FROM meta"))
     assert meta == {"owner": OWNER, "version": str(SCHEMA_VERSION)}, meta
@@ -293,7 +293,7 @@ def _amcheck_schema(db) -> str | None:
     missing and this login may; None where it cannot be had (then that part is not checked)."""
     import psycopg
 
-    from queuectl.store.postgres_conn import parse_location
+    from queuectl.store.postgres.conn import parse_location
 
     conninfo = parse_location(str(db)).conninfo
     if conninfo in _AMCHECK:

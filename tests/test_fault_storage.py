@@ -229,7 +229,7 @@ def test_a_read_only_store_is_refused_with_one_line_and_left_as_it_was(tmp_path)
 
 MIGRATE = textwrap.dedent("""
     import os, signal, sys
-    import queuectl.store.schema as schema
+    import queuectl.store.sqlite.schema as schema
     mode, db, *args = sys.argv[1:]
     if mode != "v1":
         schema.SCHEMA_VERSION = 2
@@ -306,7 +306,7 @@ def test_a_crash_while_creating_a_new_store_leaves_a_file_the_next_start_complet
     shutil.rmtree(tmp_path / "new")
     crash = textwrap.dedent("""
         import os, signal, sys
-        import queuectl.store.schema as schema
+        import queuectl.store.sqlite.schema as schema
         real = schema._statements
         def dying(script):
             out = real(script)

@@ -18,8 +18,8 @@ from queuectl.models import JobState, NewJob
 from queuectl.store import display_location, open_store
 from queuectl.store.base import Outcome, RetryPolicy
 from queuectl.store.postgres import PostgresStore
-from queuectl.store.postgres_conn import parse_location
-from queuectl.store.postgres_schema import SCHEMA_VERSION
+from queuectl.store.postgres.conn import parse_location
+from queuectl.store.postgres.schema import SCHEMA_VERSION
 
 POLICY = RetryPolicy(base=2.0, cap=None, jitter=0.0)
 

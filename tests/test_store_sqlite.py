@@ -16,7 +16,7 @@ from queuectl.errors import PermissionDenied, StoreBusy, StoreUnusable
 from queuectl.models import JobState, NewJob
 from queuectl.store import open_store
 from queuectl.store.base import Outcome, RetryPolicy
-from queuectl.store.schema import APPLICATION_ID, SCHEMA_VERSION
+from queuectl.store.sqlite.schema import APPLICATION_ID, SCHEMA_VERSION
 from queuectl.store.sqlite import SQLiteStore
 
 T = 1_700_000_000.0

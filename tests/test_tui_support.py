@@ -10,7 +10,7 @@ from typing import Callable
 
 from queuectl.store.sqlite import SQLiteStore
 from queuectl_tui.app import QueueApp, make_app
-from queuectl_tui.demo import seed_showcase
+from queuectl.demo import seed_showcase
 
 NOW = 1_700_000_000.0
 LOCATION = "/var/lib/queuectl/queuectl.db"  # shown in the header; fixed for snapshots

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from ..store import open_store
-from ..store.postgres_conn import driver, parse_location, query_error
+from ..store.postgres.conn import driver, parse_location, query_error
 from . import reference, reference_pg
 from .stores import PostgresPlace, SQLitePlace
 

@@ -19,7 +19,7 @@ import time
 from typing import Callable, Sequence
 
 from ..models import new_job_id
-from ..store import schema
+from ..store.sqlite import schema
 from .procs import BenchError
 
 SHELL = "/bin/sh"

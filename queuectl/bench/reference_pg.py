@@ -15,7 +15,7 @@ import select
 import time
 
 from ..models import new_job_id
-from ..store.postgres_conn import driver
+from ..store.postgres.conn import driver
 from .procs import BenchError
 from .reference import race, run_shell, time_dispatches
 

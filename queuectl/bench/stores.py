@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Iterator, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..store.postgres_conn import connect_error, driver, parse_location, query_error
+from ..store.postgres.conn import connect_error, driver, parse_location, query_error
 
 PREFIX = "queuectl_bench_"
 DROP_LOCK_TIMEOUT = "10s"  # a drop waits this long for another session's locks, then gives up

@@ -178,7 +178,7 @@ def logs(
     raw: bool = typer.Option(False, "--raw", help="Exact bytes even on a terminal."),
 ) -> None:
     """A run's output: stdout to stdout, stderr to stderr."""
-    from ..logfollow import print_output
+    from .logfollow import print_output
 
     print_output(store(), job_id, attempt, follow=follow, raw=raw)
 

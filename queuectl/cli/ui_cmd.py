@@ -20,7 +20,7 @@ from ..config import settings_of as settings
 
 def _trickle(loc: str, stop: threading.Event, every: float = 3.0) -> None:
     """Keep the demo alive: enqueue a new job every few seconds until the console closes."""
-    from queuectl_tui.demo import trickle_job
+    from ..demo import trickle_job
 
     s = open_store(loc)
     try:
@@ -84,7 +84,7 @@ def ui(workers: Optional[int] = typer.Option(
 def demo(workers: int = typer.Option(3, "--workers", "-w", min=0, max=64,
                                      help="Workers in the demo's pool.")) -> None:
     """The console on a throwaway queue seeded with quick, slow, failing and delayed jobs."""
-    from queuectl_tui.demo import seed_demo
+    from ..demo import seed_demo
 
     folder = tempfile.mkdtemp(prefix="queuectl-demo-")
     loc = os.path.join(folder, "demo.db")

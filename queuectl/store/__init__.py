@@ -29,7 +29,7 @@ def is_url(location: str) -> bool:
 def display_location(location: str) -> str:
     """The location as shown to people: a URL loses its password."""
     if is_url(location):
-        from .postgres_conn import parse_location
+        from .postgres.conn import parse_location
 
         return parse_location(location).display
     return location

@@ -85,7 +85,7 @@ class Store(ABC):
         return time.time()
 
     def doorbell(self, everything: bool = False):
-        """Something to wait on until work may be there (see wake.py): `wait(timeout, fds)`,
+        """Something to wait on until work may be there (see store/sqlite/doorbell.py and store/postgres/doorbell.py): `wait(timeout, fds)`,
         `clear()`, `close()`. `everything`: wake on every change (for a console), not only on
         new work. None when the store has no way to notify."""
         return None

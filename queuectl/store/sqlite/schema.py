@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from ..errors import StoreUnusable
+from ...errors import StoreUnusable
 
 APPLICATION_ID = 0x51554531  # "QUE1"
 SCHEMA_VERSION = 1

@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 import time
 
-from .logview import Piece, pieces
-from .models import JobState
-from .sanitize import clean_bytes
-from .store.base import Store
+from ..logview import Piece, pieces
+from ..models import JobState
+from ..sanitize import clean_bytes
+from ..store.base import Store
 
 FOLLOW_INTERVAL = 0.2
 

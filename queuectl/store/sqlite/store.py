@@ -6,16 +6,16 @@ import os
 import sqlite3
 from typing import Iterable, Sequence
 
-from ..errors import Conflict, JobNotFound, StoreUnusable
-from ..models import Job, JobState, NewJob, new_job_id
-from ..sanitize import one_line
-from .base import Control, Outcome, RetryPolicy, Status, Store, WorkerInfo
-from ..bell import ring
-from .reads import SharedReads
-from .rows import (enqueue_rows, job_from_row as _job, job_ids_for, like_pattern, list_groups,
+from ...errors import Conflict, JobNotFound, StoreUnusable
+from ...models import Job, JobState, NewJob, new_job_id
+from ...sanitize import one_line
+from ..base import Control, Outcome, RetryPolicy, Status, Store, WorkerInfo
+from .doorbell import ring
+from ..reads import SharedReads
+from ..rows import (enqueue_rows, job_from_row as _job, job_ids_for, like_pattern, list_groups,
                    store_output)
-from .sqlite_conn import open_connection, translated, write
-from .transitions import (CANCEL_RUNNING_SQL, CANCEL_WAITING_SQL, FINISH_RUN_SQL, FINISH_SQL,
+from .conn import open_connection, translated, write
+from ..transitions import (CANCEL_RUNNING_SQL, CANCEL_WAITING_SQL, FINISH_RUN_SQL, FINISH_SQL,
                           JOB_COLUMNS, ORDER_WAITING, RESCUE_RUN_SQL, RESCUE_SQL,
                           RETRY_DEAD_RESET, finish_step, rescue_params, rescue_step)
 
@@ -60,12 +60,12 @@ class SQLiteStore(SharedReads, Store):
             return self._conn.execute(sql, params).fetchall()
 
     def doorbell(self, everything: bool = False):
-        from ..wake import Doorbell
+        from .doorbell import Doorbell
 
         return None if everything else Doorbell(self.bell_path)
 
     def ring(self) -> None:
-        """Touch the doorbell file so idle workers wake (see wake.py)."""
+        """Touch the doorbell file so idle workers wake (see doorbell.py)."""
         ring(self.bell_path)
 
     # -- config

@@ -8,7 +8,7 @@ hosts create the schema exactly once.
 
 from __future__ import annotations
 
-from ..errors import StoreUnusable
+from ...errors import StoreUnusable
 
 SCHEMA_VERSION = 1
 OWNER = "queuectl"

@@ -8,7 +8,7 @@ import os
 import sqlite3
 from typing import Iterator
 
-from ..errors import (PermissionDenied, QueueError, StoreBusy, StoreIOError,
+from ...errors import (PermissionDenied, QueueError, StoreBusy, StoreIOError,
                       StoreUnusable)
 from . import schema
 

@@ -15,9 +15,9 @@ from functools import lru_cache
 from typing import Any, Callable, NamedTuple, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..errors import (InvalidInput, PermissionDenied, QueueError, StoreBusy, StoreIOError,
+from ...errors import (InvalidInput, PermissionDenied, QueueError, StoreBusy, StoreIOError,
                       StoreUnusable)
-from ..sanitize import one_line
+from ...sanitize import one_line
 
 DEFAULT_SCHEMA = "queuectl"
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")

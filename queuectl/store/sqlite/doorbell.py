@@ -7,14 +7,30 @@ the wait is a blocking inotify read (no CPU while idle, ~0.1 ms to wake); elsewh
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import select
 import struct
 import time
 
-from .bell import ensure_bell
+
+def ensure_bell(path: str) -> None:
+    if not os.path.exists(path):
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+
+
+def ring(path: str) -> None:
+    """Touch the doorbell; failures are ignored because every waiter also polls."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        try:
+            ensure_bell(path)
+        except OSError:
+            pass
+    except OSError:
+        pass
+
 
 _IN_MODIFY = 0x00000002
 _IN_ATTRIB = 0x00000004
@@ -25,6 +41,9 @@ _IN_CLOEXEC = 0o2000000
 
 class _Inotify:
     def __init__(self, path: str) -> None:
+        import ctypes
+        import ctypes.util
+
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         self.fd = libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
         if self.fd < 0:

@@ -13,15 +13,15 @@ import os
 from functools import lru_cache
 from typing import Iterable, Sequence
 
-from ..errors import Conflict, JobNotFound, QueueError
-from ..models import Job, JobState, NewJob, new_job_id
-from .base import Control, Outcome, RetryPolicy, Status, Store, WorkerInfo
-from .postgres_conn import PgConnection, Tx, driver, parse_location
-from .postgres_schema import ensure_schema
-from .reads import SharedReads
-from .rows import (enqueue_rows, job_from_row as _job, job_ids_for, like_pattern, list_groups,
+from ...errors import Conflict, JobNotFound, QueueError
+from ...models import Job, JobState, NewJob, new_job_id
+from ..base import Control, Outcome, RetryPolicy, Status, Store, WorkerInfo
+from .conn import PgConnection, Tx, driver, parse_location
+from .schema import ensure_schema
+from ..reads import SharedReads
+from ..rows import (enqueue_rows, job_from_row as _job, job_ids_for, like_pattern, list_groups,
                    store_output)
-from .transitions import (CANCEL_RUNNING_SQL, CANCEL_WAITING_SQL, FINISH_SQL,
+from ..transitions import (CANCEL_RUNNING_SQL, CANCEL_WAITING_SQL, FINISH_SQL,
                           JOB_COLUMNS, RESCUE_RUN_SQL, RESCUE_SQL, RETRY_DEAD_RESET,
                           finish_step, rescue_params, rescue_step)
 
@@ -85,7 +85,7 @@ class PostgresStore(SharedReads, Store):
         return self._db.now()
 
     def doorbell(self, everything: bool = False):
-        from .postgres_wake import PgDoorbell
+        from .doorbell import PgDoorbell
 
         return PgDoorbell(self.pg, self.change_channel if everything else self.work_channel)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import select
 import time
 
-from .postgres_conn import CONNECT_TIMEOUT, PgLocation, driver
+from .conn import CONNECT_TIMEOUT, PgLocation, driver
 
 
 class PgDoorbell:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import tempfile
 
-from queuectl.models import NewJob
-from queuectl.store.base import Outcome, RetryPolicy, Store
+from .models import NewJob
+from .store.base import Outcome, RetryPolicy, Store
 
 STDOUT, STDERR = 1, 2
 LEASE = 15.0
