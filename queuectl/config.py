@@ -119,6 +119,11 @@ class Settings(NamedTuple):
     durability: str
 
 
+def live_window(settings: Settings) -> float:
+    """A worker is live while its last heartbeat is younger than this (two leases)."""
+    return 2 * settings.lease
+
+
 def settings_of(store) -> Settings:
     """The settings in force for a store (anything with `config_items()`), env included."""
     return resolve(store.config_items())[0]

@@ -33,21 +33,11 @@ class JobState(str, Enum):
 
 
 WAITING = (JobState.PENDING, JobState.FAILED)
-FINISHED = (JobState.COMPLETED, JobState.DEAD)
-
-# Which state may follow which; the store's guarded statements implement exactly these.
-TRANSITIONS: dict[JobState, frozenset[JobState]] = {
-    JobState.PENDING: frozenset({JobState.RUNNING, JobState.DEAD}),
-    JobState.FAILED: frozenset({JobState.RUNNING, JobState.DEAD}),
-    JobState.RUNNING: frozenset(
-        {JobState.COMPLETED, JobState.FAILED, JobState.DEAD, JobState.PENDING}
-    ),
-    JobState.COMPLETED: frozenset(),
-    JobState.DEAD: frozenset({JobState.PENDING}),
-}
 
 MAX_ID_LENGTH = 128
-MAX_COMMAND_LENGTH = 1 << 20
+# Linux passes one argument of at most 128 KiB (MAX_ARG_STRLEN, NUL included) to a program, so
+# a longer command could never start as `/bin/sh -c COMMAND`: it is refused at enqueue.
+MAX_COMMAND_BYTES = 128 * 1024 - 1
 PRIORITY_RANGE = (-(2**31), 2**31 - 1)
 MAX_RETRIES_LIMIT = 1000
 SPEC_KEYS = ("id", "command", "priority", "max_retries", "timeout", "run_at", "delay")
@@ -55,11 +45,15 @@ _SPEC_KEYSET = frozenset(SPEC_KEYS)
 
 
 class Job(NamedTuple):
+    """A job as stored. `tries` counts the runs that count against its retry budget (a DLQ retry
+    starts a fresh budget); `attempt` numbers its latest run over its whole life (what
+    QUEUECTL_ATTEMPT, `show`, `logs --attempt` and the console call the run), 0 before the first."""
+
     id: str
     command: str
     state: JobState
     priority: int
-    attempts: int
+    tries: int
     max_retries: int
     timeout: float | None
     cwd: str
@@ -72,13 +66,16 @@ class Job(NamedTuple):
     last_error: str | None = None
     worker_id: str | None = None
     lease_until: float | None = None
-    cancelled: bool = False
+    lease: float | None = None  # seconds the running claim's worker renews its lease by
+    cancelled: bool = False  # it went to the DLQ because someone cancelled it
+    cancel_requested: bool = False  # running, and someone asked to cancel it
+    rescues: int = 0  # runs lost with their worker, since the last DLQ retry
     token: str | None = None
-    run_number: int = 0
+    attempt: int = 0
 
 
 class Run(NamedTuple):
-    """One attempt of a job, with where and how it ended."""
+    """One run of a job (its `attempt` number), with where and how it ended."""
 
     job_id: str
     attempt: int
@@ -165,12 +162,14 @@ def validate_spec(spec: object) -> NewJob:
         raise InvalidInput("command must not be empty")
     if "\x00" in command:
         raise InvalidInput("command must not contain NUL characters")
-    if len(command) > MAX_COMMAND_LENGTH:
-        raise InvalidInput(f"command is longer than {MAX_COMMAND_LENGTH} characters")
     try:
-        command.encode("utf-8")
+        size = len(command) if command.isascii() else len(command.encode("utf-8"))
     except UnicodeEncodeError:
         raise InvalidInput("command must be valid Unicode text (it has a lone surrogate)") from None
+    if size > MAX_COMMAND_BYTES:
+        raise InvalidInput(
+            f"command is {size:,} bytes; /bin/sh -c takes at most {MAX_COMMAND_BYTES:,} "
+            "(put a longer script in a file and enqueue `sh FILE`)")
     if len(spec) == 1:  # the common case: just a command
         return NewJob(command=command)
     job_id = spec.get("id")

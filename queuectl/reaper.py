@@ -84,53 +84,116 @@ def kill_leftovers(worker_ids: Iterable[str], wait: float = 2.0) -> list[int]:
     A job runs in its own session, so it outlives a worker killed with SIGKILL; it must die
     before its job is rescued and run again, or the job would run in two places at once. Job
     processes are found by the WORKER_VAR their worker put in their environment (a process that
-    rewrote its environment is not found). Each is pinned with a pidfd before its environment is
-    checked, so a recycled pid is never signalled. Returns the pids killed.
+    rewrote its environment is not found here; see kill_orphans). Each is pinned with a pidfd
+    before its environment is checked, so a recycled pid is never signalled, and stopped
+    (SIGSTOP) at once: a stopped process cannot fork, so looking again until a look finds no new
+    process converges even on a job that keeps forking. Then all of them are killed. Returns the
+    pids killed.
     """
     wanted = {f"{WORKER_VAR}={w}".encode() for w in worker_ids}
     if not wanted or not os.path.isdir("/proc"):
         return []
-    killed: list[int] = []
-    fds: list[int] = []
+    held: dict[int, int | None] = {}  # pid -> pidfd (None where pidfds are missing)
     try:
-        for name in os.listdir("/proc"):
-            if not name.isdigit() or int(name) == os.getpid():
-                continue
-            pid = int(name)
-            if not wanted.intersection(_environ(pid)):
-                continue
-            try:
-                fd = os.pidfd_open(pid)
-            except (OSError, AttributeError):
-                fd = None
-            if not wanted.intersection(_environ(pid)):  # it exited, and maybe the pid was reused
-                if fd is not None:
-                    os.close(fd)
-                continue
-            try:
-                if fd is not None:
-                    signal.pidfd_send_signal(fd, signal.SIGKILL)
-                    fds.append(fd)
-                else:
-                    os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                if fd is not None:
-                    os.close(fd)
-                continue
-            killed.append(pid)
-        deadline = time.monotonic() + wait
-        sel = selectors.DefaultSelector()
-        try:
-            for fd in fds:
-                sel.register(fd, selectors.EVENT_READ)
-            while sel.get_map() and time.monotonic() < deadline:
-                for key, _ in sel.select(max(0.0, deadline - time.monotonic())):
-                    sel.unregister(key.fd)  # readable: the process has exited
-        finally:
-            sel.close()
+        for _ in range(_MAX_PASSES):
+            found = [pid for pid in _marked(wanted) if pid not in held]
+            for pid in found:
+                fd = _pin(pid, wanted)
+                if fd is not False:
+                    held[pid] = fd
+                    _send(pid, fd, signal.SIGSTOP)
+            if not found:
+                break
+        for pid, fd in held.items():
+            _send(pid, fd, signal.SIGKILL)
+        _wait_gone([fd for fd in held.values() if fd is not None], wait)
     finally:
-        for fd in fds:
+        for fd in held.values():
+            if fd is not None:
+                os.close(fd)
+    return list(held)
+
+
+_MAX_PASSES = 100
+
+
+def _marked(wanted: set[bytes]) -> list[int]:
+    me = os.getpid()
+    return [int(name) for name in os.listdir("/proc")
+            if name.isdigit() and int(name) != me and wanted.intersection(_environ(int(name)))]
+
+
+def _pin(pid: int, wanted: set[bytes]):
+    """A pidfd of `pid` if it is still a marked process (None without pidfds), else False."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (OSError, AttributeError):
+        fd = None
+    if not wanted.intersection(_environ(pid)):  # it exited, and maybe the pid was reused
+        if fd is not None:
             os.close(fd)
+        return False
+    return fd
+
+
+def _send(pid: int, fd: int | None, sig: int) -> None:
+    try:
+        if fd is not None:
+            signal.pidfd_send_signal(fd, sig)
+        else:
+            os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _wait_gone(fds: list[int], wait: float) -> None:
+    """Wait up to `wait` seconds until every pidfd in `fds` says its process exited."""
+    deadline = time.monotonic() + wait
+    sel = selectors.DefaultSelector()
+    try:
+        for fd in fds:
+            sel.register(fd, selectors.EVENT_READ)
+        while sel.get_map() and time.monotonic() < deadline:
+            for key, _ in sel.select(max(0.0, deadline - time.monotonic())):
+                sel.unregister(key.fd)  # readable: the process has exited
+    finally:
+        sel.close()
+
+
+def kill_orphans(keep: Iterable[int]) -> list[int]:
+    """SIGKILL and reap this subreaper's children that are job processes orphaned by a worker
+    that died: every child in another session than ours, except the pids in `keep`.
+
+    The pool's supervisor is a subreaper, so when a worker dies, what its jobs left (a process
+    that escaped with `setsid` and scrubbed its environment included) is re-parented here rather
+    than to init. Jobs always run in sessions of their own, while the supervisor's own children
+    (its workers, multiprocessing's helpers) share its session, so the session tells them apart.
+    Returns the pids killed."""
+    if not is_subreaper():
+        return []
+    keep = set(keep)
+    mine = os.getsid(0)
+    killed: list[int] = []
+    for _ in range(8):  # killing one re-parents its children to us: look again
+        doomed = []
+        for pid in _child_pids():
+            if pid in keep:
+                continue
+            fields = _stat_fields(pid)
+            if fields is None or int(fields[3]) == mine:  # gone, or one of ours
+                continue
+            if fields[0] in (b"Z", b"X"):
+                _reap(pid)
+                continue
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                continue
+            doomed.append(pid)
+        if not doomed:
+            break
+        killed += doomed
+        _reap_all(doomed, time.monotonic() + 1.0)
     return killed
 
 

@@ -37,7 +37,7 @@ class RunResult:
     exit_code: int | None  # None when killed by a signal or when it could not start
     signal: str | None  # e.g. "SIGSEGV"
     timed_out: bool
-    stopped: str | None  # the reason tick() returned that made us kill it
+    stopped: object | None  # the reason tick() returned that made us kill it
     error: str | None  # why it could not start
     duration: float  # monotonic seconds
     timeout: float | None = None  # the limit it ran under, for describe()
@@ -52,7 +52,7 @@ class RunResult:
         if self.error is not None:
             return self.error
         if self.stopped is not None:
-            return f"stopped: {self.stopped}"
+            return f"stopped: {getattr(self.stopped, 'value', self.stopped)}"
         if self.timed_out:
             return f"timed out after {self.timeout:g} s" if self.timeout is not None else "timed out"
         if self.signal is not None:
@@ -94,7 +94,7 @@ def _has_exited(pid: int) -> bool:
 
 def run_command(
     command: str, *, cwd: str, env: Mapping[str, str] | Mapping[bytes, bytes] | None, timeout: float | None,
-    capture: OutputCapture, tick: Callable[[], str | None] | None = None,
+    capture: OutputCapture, tick: Callable[[], object | None] | None = None,
     tick_interval: float = 0.25, kill_grace: float = 2.0,
 ) -> RunResult:
     """Run `/bin/sh -c command` in its own session and wait for it, feeding `capture`.
@@ -138,91 +138,133 @@ def run_command(
 
 def _supervise(
     proc: subprocess.Popen, capture: OutputCapture, start: float, timeout: float | None,
-    tick: Callable[[], str | None] | None, tick_interval: float, kill_grace: float,
-) -> tuple[bool, str | None]:
+    tick: Callable[[], object | None] | None, tick_interval: float, kill_grace: float,
+) -> tuple[bool, object | None]:
     """The wait loop; returns (timed_out, stopped) once the shell has exited (not yet reaped)
     and the rest of its group was killed."""
-    pid = proc.pid
-    sel = selectors.PollSelector() if hasattr(selectors, "PollSelector") else \
-        selectors.DefaultSelector()
-    streams = {proc.stdout.fileno(): STDOUT, proc.stderr.fileno(): STDERR}
-    for fd, stream in streams.items():
-        os.set_blocking(fd, False)
-        sel.register(fd, selectors.EVENT_READ, stream)
-    pidfd = None
-    if hasattr(os, "pidfd_open"):
-        try:
-            pidfd = os.pidfd_open(pid)
-        except OSError:
-            pidfd = None  # no pidfd in this kernel: poll for the exit instead
-        else:
-            sel.register(pidfd, selectors.EVENT_READ, None)
-    notified = pidfd is not None  # the pidfd will wake us when the shell exits
-    deadline = None if timeout is None else start + max(0.0, timeout)
-    next_tick = None if tick is None else start + tick_interval
-    timed_out, stopped = False, None
-    kill_at = None  # set once SIGTERM was sent
-    killed = False
-    exited_at = None
-    poll_wait = 0.0005
+    watch = _Watch(proc, capture, start, timeout, tick, tick_interval, kill_grace)
     try:
+        watch.run()
+        return watch.timed_out, watch.stopped
+    finally:
+        watch.close()
+
+
+class _Watch:
+    """Waits for one shell to exit while reading its output, calling `tick`, and enforcing its
+    timeout and any stop `tick` asks for (SIGTERM to the group, SIGKILL after the grace).
+    The shell's exit is noticed by its pidfd where there is one, else by polling."""
+
+    def __init__(self, proc: subprocess.Popen, capture: OutputCapture, start: float,
+                 timeout: float | None, tick: Callable[[], object | None] | None,
+                 tick_interval: float, kill_grace: float) -> None:
+        self.pid = proc.pid
+        self.capture = capture
+        self.tick = tick
+        self.tick_interval = tick_interval
+        self.kill_grace = kill_grace
+        self.sel = selectors.PollSelector() if hasattr(selectors, "PollSelector") else \
+            selectors.DefaultSelector()
+        self.streams = {proc.stdout.fileno(): STDOUT, proc.stderr.fileno(): STDERR}
+        for fd, stream in self.streams.items():
+            os.set_blocking(fd, False)
+            self.sel.register(fd, selectors.EVENT_READ, stream)
+        self.pidfd = self._open_pidfd()
+        self.notified = self.pidfd is not None  # the pidfd will wake us when the shell exits
+        self.deadline = None if timeout is None else start + max(0.0, timeout)
+        self.next_tick = None if tick is None else start + tick_interval
+        self.timed_out = False
+        self.stopped: object | None = None
+        self.kill_at: float | None = None  # set once SIGTERM was sent
+        self.killed = False
+        self.exited_at: float | None = None
+        self.poll_wait = 0.0005
+
+    def _open_pidfd(self) -> int | None:
+        if not hasattr(os, "pidfd_open"):
+            return None
+        try:
+            fd = os.pidfd_open(self.pid)
+        except OSError:
+            return None  # no pidfd in this kernel: poll for the exit instead
+        self.sel.register(fd, selectors.EVENT_READ, None)
+        return fd
+
+    def run(self) -> None:
         while True:
             now = time.monotonic()
-            if next_tick is not None and now >= next_tick:
-                reason = tick()
-                now = time.monotonic()
-                next_tick = now + tick_interval
-                if reason is not None and kill_at is None and exited_at is None:
-                    if _has_exited(pid):  # it ended on its own first: report that
-                        exited_at = now
-                    else:
-                        stopped, kill_at = reason, now + kill_grace
-                        _terminate(pid)
-            if deadline is not None and now >= deadline and kill_at is None \
-                    and exited_at is None:
-                if _has_exited(pid):
-                    exited_at = now
-                else:
-                    timed_out, kill_at = True, now + kill_grace
-                    _terminate(pid)
-            if kill_at is not None and not killed and now >= kill_at:
-                killed = True
-                _killpg(pid, signal.SIGKILL)
-            if exited_at is None and not notified and _has_exited(pid):
-                exited_at = now
-            wake = [next_tick]
-            if exited_at is not None:
-                # Leftovers get a moment to flush, or their grace when we are terminating them.
-                linger_end = kill_at if kill_at is not None and not killed else exited_at + LINGER
-                if not streams or now >= linger_end:
-                    break
-                wake.append(linger_end)
-            else:
-                if kill_at is None:
-                    wake.append(deadline)
-                elif not killed:
-                    wake.append(kill_at)
-                if not notified:
-                    wake.append(now + poll_wait)
-                    poll_wait = min(poll_wait * 2, 0.05)
-            wake = [t for t in wake if t is not None]
-            for key, _ in sel.select(max(0.0, min(wake) - now) if wake else None):
-                if key.data is None:
-                    sel.unregister(pidfd)
-                    notified = False  # it fired: confirm with waitid on the next pass
-                    poll_wait = 0.0005
-                else:
-                    _read(key.fd, key.data, capture, sel, streams)
-        _killpg(pid, signal.SIGKILL)
-        for fd in list(streams):  # what the leftovers wrote before they died
+            self._call_tick(now)
+            now = time.monotonic()
+            self._check_deadline(now)
+            if self.kill_at is not None and not self.killed and now >= self.kill_at:
+                self.killed = True
+                _killpg(self.pid, signal.SIGKILL)
+            if self.exited_at is None and not self.notified and _has_exited(self.pid):
+                self.exited_at = now
+            wake = self._wake_times(now)
+            if wake is None:
+                break
+            self._select(max(0.0, min(wake) - now) if wake else None)
+        _killpg(self.pid, signal.SIGKILL)
+        for fd in list(self.streams):  # what the leftovers wrote before they died
             for _ in range(16):
-                if not _read(fd, streams[fd], capture, sel, streams):
+                if not _read(fd, self.streams[fd], self.capture, self.sel, self.streams):
                     break
-        return timed_out, stopped
-    finally:
-        sel.close()
-        if pidfd is not None:
-            os.close(pidfd)
+
+    def _call_tick(self, now: float) -> None:
+        if self.next_tick is None or now < self.next_tick:
+            return
+        reason = self.tick()  # type: ignore[misc]
+        self.next_tick = time.monotonic() + self.tick_interval
+        if reason is not None and self.kill_at is None and self.exited_at is None:
+            self._stop(now, stopped=reason)
+
+    def _check_deadline(self, now: float) -> None:
+        if self.deadline is not None and now >= self.deadline and self.kill_at is None \
+                and self.exited_at is None:
+            self._stop(now, timed_out=True)
+
+    def _stop(self, now: float, stopped: object | None = None, timed_out: bool = False) -> None:
+        if _has_exited(self.pid):  # it ended on its own first: report that
+            self.exited_at = now
+            return
+        self.stopped, self.timed_out = stopped, timed_out
+        self.kill_at = now + self.kill_grace
+        _terminate(self.pid)
+
+    def _wake_times(self, now: float) -> list[float] | None:
+        """When to look again; None once the shell has exited and its leftovers had their
+        moment (or their grace, while being terminated) to flush their output."""
+        wake = [self.next_tick]
+        if self.exited_at is not None:
+            linger_end = (self.kill_at if self.kill_at is not None and not self.killed
+                          else self.exited_at + LINGER)
+            if not self.streams or now >= linger_end:
+                return None
+            wake.append(linger_end)
+        else:
+            if self.kill_at is None:
+                wake.append(self.deadline)
+            elif not self.killed:
+                wake.append(self.kill_at)
+            if not self.notified:
+                wake.append(now + self.poll_wait)
+                self.poll_wait = min(self.poll_wait * 2, 0.05)
+        return [t for t in wake if t is not None]
+
+    def _select(self, timeout: float | None) -> None:
+        for key, _ in self.sel.select(timeout):
+            if key.data is None:
+                self.sel.unregister(self.pidfd)
+                self.notified = False  # it fired: confirm with waitid on the next pass
+                self.poll_wait = 0.0005
+            else:
+                _read(key.fd, key.data, self.capture, self.sel, self.streams)
+
+    def close(self) -> None:
+        self.sel.close()
+        if self.pidfd is not None:
+            os.close(self.pidfd)
 
 
 def _read(fd: int, stream: int, capture: OutputCapture, sel: selectors.BaseSelector,

@@ -1,7 +1,8 @@
-"""One worker: claim a job, run it, record the result.
+"""One worker: claim a job, run it, record the result; between jobs, sleep until woken.
 
-`Worker.run_once(now)` does one step and can be driven by tests with their own clock;
-worker_process.py runs it in a child process of the pool.
+`Worker.work()` is the loop and owns every way out of it: a job it claimed and did not start is
+given back, uncounted, however the loop ends. `Worker.run_once(now)` does one step and can be
+driven by tests with their own clock. worker_process.py runs a Worker in a child process.
 """
 
 from __future__ import annotations
@@ -14,24 +15,21 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from .config import Settings
+from .attempt import Attempt, base_environment, job_environment
+from .config import Settings, live_window
 from .durations import format_duration
 from .errors import StoreBusy, StoreIOError
+from .leases import LeaseWatch
+from .lifecycle import Outcome, RetryPolicy
 from .models import Job, JobState
-from .output import OutputCapture
-from .reaper import MARKER_VAR, WORKER_VAR, kill_leftovers, reap_orphans
-from .runner import run_command
+from .reaper import kill_leftovers, reap_orphans
 from .sanitize import one_line
-from .store.base import (STOP_COLD, STOP_WARM, Outcome, RetryPolicy,
-                         Store)
+from .store.base import Finished, Stop, Store
 
-RENEW_EVERY = 0.5  # seconds between output flushes / cancel checks of a running job
-TICK = 0.1
-STORE_RETRY_MAX = 2.0
-
-# Control values a pool writes into a worker's shared control cell.
-RUN, PAUSE = 0, 1
-
+STORE_RETRY_MAX = 2.0  # seconds: the longest pause between tries of a failing store call
+# A store call that took this long was held up (a lock, a slow server): other workers'
+# renewals were held up too, so waits for their leases start again (see leases.py).
+STORE_SLOW = 0.25
 
 HOST_VAR = "QUEUECTL_HOST"
 
@@ -87,7 +85,8 @@ class Worker:
                  paused: Callable[[], bool] = lambda: False,
                  set_busy: Callable[[bool], None] = lambda busy: None,
                  parent_pid: int | None = None, clock: Callable[[], float] | None = None,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 wake_fds: tuple[int, ...] = ()) -> None:
         self.store = store
         # The store's clock (a server's for a server store): what run_at, lease_until and
         # heartbeats are written in.
@@ -101,19 +100,21 @@ class Worker:
         self.paused = paused
         self.set_busy = set_busy
         self.parent_pid = parent_pid
+        self.wake_fds = wake_fds  # readable when a signal arrived: stop waiting at once
         self.host = host_name()
-        self._next_job: Job | None = None
-        # The jobs' environment, encoded once (the fault hook is for this process only).
-        self._base_env = {k: v for k, v in os.environb.items() if k != b"QUEUECTL_FAULT"}
-        self.last_heartbeat = -math.inf  # monotonic
-        self.last_rescue = -math.inf
-        # job id -> ((token, lease_until) last seen, monotonic time it was first seen)
-        self._leases: dict[str, tuple[tuple[str | None, float | None], float]] = {}
-        self._store_failed_at = -math.inf  # monotonic: when a store call of ours last failed
+        self.started_at: float | None = None  # store clock, at the first registration
+        self.leases = LeaseWatch(settings.lease, monotonic)
+        self._claimed: Job | None = None  # claimed with the last finish, not started yet
+        self._env = base_environment()
+        self._last_heartbeat = -math.inf  # monotonic
+        self._last_rescue = -math.inf
 
     # -- lifecycle
     def register(self, now: float) -> None:
-        self.store.register_worker(self.id, os.getpid(), self.host, now)
+        stop = self.store.register_worker(self.id, os.getpid(), self.host, now,
+                                          started_at=self.started_at)
+        self.started_at = self.started_at or now
+        self._obey(stop)
 
     def unregister(self) -> None:
         self._retry(lambda: self.store.unregister_worker(self.id))
@@ -125,185 +126,240 @@ class Worker:
     def orphaned(self) -> bool:
         return self.parent_pid is not None and os.getppid() != self.parent_pid
 
-    # -- one step
-    def run_once(self, now: float | None = None) -> Job | None:
-        """Claim (or take the already-claimed next) job and run it; return it, or None if idle."""
-        now = self.clock() if now is None else now
-        job, self._next_job = self._next_job, None
-        if job is None:
-            if self.stopping or self.paused():
-                return None
-            job = self._retry(lambda: self.store.claim(self.id, now=now, lease=self.settings.lease))
-            if job is None:
-                return None
-        self._run(job)
-        return job
-
-    def housekeeping(self, now: float) -> None:
-        """Heartbeat, notice stop requests, and rescue jobs of dead workers."""
-        mono = self.monotonic()
-        if mono - self.last_heartbeat >= min(self.settings.lease / 3, 2.0):
-            stop = self._retry(lambda: self.store.heartbeat(self.id, now))
-            if stop is None:  # our row was cleaned up while we were frozen: come back
-                self.register(now)
-            elif stop == STOP_WARM:
-                self.flags.warm_stop = True
-            elif stop == STOP_COLD:
-                self.flags.cold_stop = True
-            self.last_heartbeat = mono
-        if mono - self.last_rescue >= self.settings.lease / 2:
-            self.rescue(now)
-        if self.orphaned():
-            self.log("supervisor is gone; stopping")
+    def _obey(self, stop: Stop | None) -> None:
+        if stop is Stop.WARM:
+            self.flags.warm_stop = True
+        elif stop is Stop.COLD:
             self.flags.cold_stop = True
 
-    def rescue(self, now: float) -> list[str]:
-        """Rescue the jobs of dead local workers, and those whose lease lapsed."""
-        dead = self._retry(lambda: dead_local_workers(self.store, self.host))
-        kill_leftovers(dead)
-        lapsed = self._retry(self._lapsed)
-        rescued = self._retry(lambda: self.store.rescue(
-            now=now, policy=self.policy, worker_ids=dead, lapsed=lapsed,
-            stale_before=now - 4 * self.settings.lease))
-        for job_id in rescued:
-            self.log(f"rescued job {one_line(job_id, 40)} (its worker was lost)")
-        self.last_rescue = self.monotonic()
-        return rescued
+    # -- the loop
+    def serve(self, *, burst: bool = False) -> None:
+        """A worker's whole life: register, rescue what dead workers left, work, unregister.
+        A store error that ends it leaves the row behind: the pool rescues the worker's job
+        and removes the row."""
+        self._retry(lambda: self.register(self.clock()))
+        self.rescue(self.clock())
+        self.work(burst=burst)
+        self.unregister()
 
-    def _lapsed(self) -> list[tuple[str, str]]:
-        """(id, token) of running jobs whose lease nobody renewed for a whole lease, as measured
-        on this worker's monotonic clock. Comparing lease_until with this worker's wall clock
-        instead would rescue healthy jobs after a forward clock step, and no job for an hour
-        after a step back of an hour."""
-        mono = self.monotonic()
-        seen: dict[str, tuple[tuple[str | None, float | None], float]] = {}
-        lapsed = []
-        for job in self.store.list_jobs([JobState.RUNNING], limit=None):
-            lease = (job.token, job.lease_until)
-            before = self._leases.get(job.id)
-            # Only time in which this worker could reach the store counts: while it could not
-            # (a server outage), nobody could renew a lease, so the wait starts again.
-            since = before[1] if (before is not None and before[0] == lease
-                                  and before[1] > self._store_failed_at) else mono
-            seen[job.id] = (lease, since)
-            if mono - since >= self.settings.lease and job.token is not None:
-                lapsed.append((job.id, job.token))
-        self._leases = seen
-        return lapsed
+    def work(self, *, burst: bool = False) -> None:
+        """Run jobs while there are any, otherwise sleep until woken; return once told to stop
+        (or, with `burst`, once nothing is left to do now)."""
+        bell = self.store.doorbell()
+        look = True  # whether to look for work on this pass
+        next_look = -math.inf  # monotonic: when to look again without being woken
+        try:
+            while not self.flags.cold_stop:
+                now = self.clock()
+                self.housekeeping(now)
+                if self.stopping:
+                    break
+                if look:
+                    if bell is not None:
+                        bell.clear()
+                    looked = self.monotonic()
+                    if self.run_once(now) is not None:
+                        continue
+                    if burst and not self.paused() and not self._work_in_flight():
+                        break
+                    next_look = self._next_look(looked)
+                rang = self._wait(bell, min(next_look, self._next_housekeeping()))
+                look = rang or self.monotonic() >= next_look
+        finally:
+            self._give_back_claimed()
+            if bell is not None:
+                bell.close()
 
-    # -- running one job
-    def _run(self, job: Job) -> None:
+    def _next_look(self, looked: float) -> float:
+        """When to look for work without being woken (monotonic): a poll interval after the last
+        look, or when the next delayed job is due if that is sooner."""
+        at = looked + self.settings.poll_interval
+        due = self._retry(lambda: self.store.next_due(self.clock()))
+        if due is not None:
+            at = min(at, self.monotonic() + max(0.0, due - self.clock()))
+        return at
+
+    def _wait(self, bell, until: float) -> bool:
+        """Sleep until rung (True), a signal arrives, or `until` (monotonic)."""
+        timeout = max(0.0, until - self.monotonic())
+        if bell is not None:
+            rang = bell.wait(timeout, self.wake_fds)
+        else:
+            time.sleep(timeout)
+            rang = False
+        _drain(self.wake_fds)
+        return rang
+
+    def _work_in_flight(self) -> bool:
+        """Whether a job is running or waiting for a retry (a burst waits for those, not for
+        jobs delayed into the future)."""
+        counts = self._retry(lambda: self.store.status(self.clock(), self.settings.lease).counts)
+        return bool(counts.get(JobState.RUNNING) or counts.get(JobState.FAILED))
+
+    def _give_back_claimed(self) -> None:
+        job, self._claimed = self._claimed, None
+        if job is None:
+            return
+        try:
+            self._retry(lambda: self.store.release(job, now=self.clock()))
+        except (StoreBusy, StoreIOError) as exc:  # its lease lapses and it is rescued
+            self.log(f"could not give back {one_line(job.id, 40)}: {exc}")
+            return
+        self.log(f"gave back {one_line(job.id, 40)} (claimed, not started)")
+        self.set_busy(False)
+
+    # -- one step
+    def run_once(self, now: float | None = None) -> Job | None:
+        """Run the job claimed with the last finish, or claim one and run it; return it, or None
+        when there was nothing to do (or the worker is pausing or stopping)."""
+        now = self.clock() if now is None else now
+        if self.stopping or self.paused():
+            self._give_back_claimed()
+            return None
+        job, self._claimed = self._claimed, None
+        if job is None:
+            job = self._retry(lambda: self.store.claim(self.id, now=now,
+                                                       lease=self.settings.lease))
+            if job is None:
+                return None
+        self.execute(job)
+        return job
+
+    def execute(self, job: Job) -> Finished | None:
+        """Run a claimed job and record how it ended (claiming the next one with it when the
+        worker goes on); None when the lease was lost and nothing was recorded."""
         self.set_busy(True)
         started = time.monotonic()
-        self.log(f"start {one_line(job.id, 40)} (attempt {job.attempts}): {one_line(job.command, 60)}")
+        self.log(f"start {one_line(job.id, 40)} (attempt {job.attempt}): "
+                 f"{one_line(job.command, 60)}")
         _fault("after_claim")
-        capture = OutputCapture(self.settings.output_limit)
-        pending_head: list[tuple[int, bytes]] = []
-        last_renew = time.monotonic()
-        last_lease = time.monotonic()
-
-        def take_output(force_tail: bool = False):
-            pending_head.extend(capture.take_head())
-            tail = capture.tail_snapshot() if (capture.tail_dirty or force_tail) else None
-            return list(pending_head), tail
-
-        def tick() -> str | None:
-            nonlocal last_renew, last_lease
-            if self.orphaned():  # nobody would watch or replace us: give the job back now
-                self.flags.cold_stop = True
-            if self.flags.cold_stop:
-                return "worker stopped (cold stop)"
-            mono = time.monotonic()
-            if mono - last_renew < RENEW_EVERY:
-                return None
-            last_renew = mono
-            try:
-                head, tail = take_output()
-                if head or tail is not None or mono - last_lease >= self.settings.lease / 3:
-                    control = self.store.renew(job, now=self.clock(), lease=self.settings.lease,
-                                               head=head, tail=tail)
-                    pending_head.clear()
-                    last_lease = mono
-                else:
-                    control = self.store.control(job)
-            except (StoreBusy, StoreIOError) as exc:
-                self._store_failed_at = self.monotonic()
-                self.log(f"store unavailable while {one_line(job.id, 40)} runs: {exc}")
-                return None
-            if control.lease_lost:
-                return "lease lost"
-            if control.cancel:
-                return "cancelled"
-            if control.stop == STOP_COLD:
-                self.flags.cold_stop = True
-                return "worker stopped (cold stop)"
-            if control.stop == STOP_WARM:
-                self.flags.warm_stop = True
-            return None
-
-        env = dict(self._base_env)
-        env[MARKER_VAR.encode()] = job.id.encode()
-        env[WORKER_VAR.encode()] = self.id.encode()
-        env[b"QUEUECTL_ATTEMPT"] = str(job.run_number).encode()
-        timeout = job.timeout if job.timeout is not None else self.settings.job_timeout
-        result = run_command(job.command, cwd=job.cwd, env=env, timeout=timeout,
-                             capture=capture, tick=tick, tick_interval=TICK)
+        attempt = Attempt(self, job)
+        result, outcome = attempt.run(job_environment(self._env, job, self.id))
         reap_orphans(job.id, every_child=True)  # this process starts nothing but jobs
         _fault("before_finish")
-        if result.stopped == "lease lost":
+        if outcome is None:
             self.log(f"lost the lease of {one_line(job.id, 40)}; its result is discarded")
             self.set_busy(False)
-            return
-        if result.stopped == "cancelled":
-            outcome = Outcome(ok=False, cancelled=True, exit_code=result.exit_code,
-                              signal=result.signal, error="killed while running")
-        elif result.stopped is not None:
-            outcome = Outcome(ok=False, give_back=True, error="interrupted by a cold stop")
-        elif result.ok:
-            outcome = Outcome(ok=True, exit_code=0)
-        else:
-            outcome = Outcome(ok=False, exit_code=result.exit_code, signal=result.signal,
-                              error=result.describe())
-        head, tail = take_output(force_tail=capture.dropped > 0)
-        more = not (self.stopping or self.paused() or self.orphaned())
-        recorded, nxt = self._retry(lambda: self.store.finish(
-            job, outcome, now=self.clock(), policy=self.policy, head=head, tail=tail,
-            claim_next=self.id if more else None, lease=self.settings.lease))
-        self._next_job = nxt
+            return None
+        finished = self._record(attempt, outcome)
         took = format_duration(time.monotonic() - started)
-        if not recorded:
+        if not finished.recorded:
             self.log(f"{one_line(job.id, 40)} was taken over by another worker; result discarded")
         else:
-            self.log(f"{self._describe(job, outcome)} {one_line(job.id, 40)} in {took}"
+            self.log(f"{_verb(outcome, finished.state)} {one_line(job.id, 40)} "
+                     f"(attempt {job.attempt}) in {took}"
                      + ("" if outcome.ok else f": {one_line(outcome.error, 80)}"))
-        self.set_busy(nxt is not None)
+        self.set_busy(finished.next is not None)
+        return finished
 
-    def _describe(self, job: Job, outcome: Outcome) -> str:
-        if outcome.ok:
-            return "completed"
-        if outcome.cancelled:
-            return "cancelled"
-        if outcome.give_back:
-            return "gave back"
-        return "failed" if job.attempts <= job.max_retries else "dead"
+    def _record(self, attempt: Attempt, outcome: Outcome) -> Finished:
+        go_on = not (self.stopping or self.paused() or self.orphaned())
+        head, tail = attempt.output()
+        finished = self._retry(lambda: self.store.finish(
+            attempt.job, outcome, now=self.clock(), policy=self.policy, head=head, tail=tail,
+            claim_next=self.id if go_on else None, lease=self.settings.lease))
+        self._claimed = finished.next
+        return finished
+
+    # -- between jobs
+    def _next_housekeeping(self) -> float:
+        return min(self._last_heartbeat + self._heartbeat_every(),
+                   self._last_rescue + self.settings.lease / 2)
+
+    def _heartbeat_every(self) -> float:
+        return min(self.settings.lease / 3, 2.0)
+
+    def housekeeping(self, now: float) -> None:
+        """Notice a vanished supervisor, heartbeat (learning of stop requests), and now and then
+        rescue the jobs of dead workers and tidy the store."""
+        if self.orphaned():
+            if not self.flags.cold_stop:
+                self.log("supervisor is gone; stopping")
+            self.flags.cold_stop = True
+            return
+        mono = self.monotonic()
+        if mono - self._last_heartbeat >= self._heartbeat_every():
+            stop = self._retry(lambda: self.store.heartbeat(self.id, now))
+            if stop is None:  # our row was removed while we were frozen: come back
+                self._retry(lambda: self.register(now))
+            self._obey(stop)
+            self._last_heartbeat = mono
+        if mono - self._last_rescue >= self.settings.lease / 2:
+            self.rescue(now)
+            self._retry(self.store.housekeeping)
+
+    def rescue(self, now: float) -> list[str]:
+        """Rescue the jobs of dead workers of this host (killing what is left of them first),
+        and those whose lease lapsed; remove the rows of workers long gone."""
+        rescued = []
+        dead = self._retry(lambda: dead_local_workers(self.store, self.host))
+        if dead:
+            kill_leftovers(dead)
+            rescued += self._retry(lambda: self.store.rescue_dead_workers(
+                dead, now=now, policy=self.policy))
+        running = self._retry(lambda: self.store.list_jobs([JobState.RUNNING], limit=None))
+        lapsed = self.leases.lapsed(running)
+        if lapsed:
+            got = self._retry(lambda: self.store.rescue_lapsed(
+                lapsed, now=now, policy=self.policy, max_wait=STORE_SLOW))
+            if got is None:
+                self.leases.held_up()
+            rescued += got or []
+        self._retry(lambda: self.store.remove_stale_workers(now - 2 * live_window(self.settings)))
+        for job_id in rescued:
+            self.log(f"rescued job {one_line(job_id, 40)} (its worker was lost)")
+        self._last_rescue = self.monotonic()
+        return rescued
+
+    # -- talking to the store
+    def timed(self, action):
+        """Run one store call; a call that fails or is held up restarts the waits for other
+        workers' leases (their renewals were held up too)."""
+        started = self.monotonic()
+        try:
+            return action()
+        except (StoreBusy, StoreIOError):
+            self.leases.held_up()
+            raise
+        finally:
+            if self.monotonic() - started > STORE_SLOW:
+                self.leases.held_up()
 
     def _retry(self, action):
-        """Run a store action, waiting out a busy or briefly failing store instead of crashing.
+        """Run a store call, waiting out a busy or briefly failing store instead of crashing.
         It tries again at least four times a lease: once the store is back, this worker must
         renew or record its job well before other workers, whose waits for its lease start
-        again then (see _lapsed), could take the job from it."""
+        again then (see leases.py), could take the job from it."""
         delay = 0.05
         longest = min(STORE_RETRY_MAX, self.settings.lease / 4)
         while True:
             try:
-                return action()
+                return self.timed(action)
             except (StoreBusy, StoreIOError) as exc:
-                self._store_failed_at = self.monotonic()
                 if self.flags.cold_stop and delay >= longest:
                     raise
                 self.log(f"store unavailable, retrying in {delay:.1f}s: {exc}")
                 time.sleep(delay)
                 delay = min(delay * 2, longest)
+
+
+def _verb(outcome: Outcome, state: JobState | None) -> str:
+    """How a person reads a recorded run's end in the worker's log."""
+    if outcome.give_back:
+        return "gave back"
+    if outcome.cancelled:
+        return "cancelled"
+    return {JobState.COMPLETED: "completed", JobState.FAILED: "failed",
+            JobState.DEAD: "dead"}.get(state, "finished")
+
+
+def _drain(fds: tuple[int, ...]) -> None:
+    for fd in fds:
+        try:
+            while os.read(fd, 512):
+                pass
+        except (BlockingIOError, OSError):
+            pass
 
 
 def _fault(point: str) -> None:

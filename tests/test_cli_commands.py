@@ -115,7 +115,7 @@ def test_readme_seed_example(db, tmp_path):
     [job] = jobs(db)
     assert job["id"] == "job1" and job["command"] == "echo Hello World"
     assert job["state"] == "pending"
-    assert (job["priority"], job["attempts"], job["max_retries"], job["timeout"]) == (0, 0, 3, None)
+    assert (job["priority"], job["tries"], job["max_retries"], job["timeout"]) == (0, 0, 3, None)
     assert job["cwd"] == str(tmp_path)
     assert job["started_at"] is None and job["finished_at"] is None and job["exit_code"] is None
     assert_iso_fields(job)
@@ -269,7 +269,7 @@ def test_list_json_is_one_array_and_empty_is_brackets(db):
     assert code == 0 and err == ""
     value = json.loads(out)
     assert isinstance(value, list) and [j["id"] for j in value] == ["one"]
-    assert set(value[0]) >= {"id", "command", "state", "priority", "attempts", "max_retries",
+    assert set(value[0]) >= {"id", "command", "state", "priority", "tries", "attempt", "max_retries",
                              "timeout", "cwd", *TIMESTAMPS, "exit_code", "last_error"}
 
 
@@ -327,7 +327,7 @@ def test_show_json_with_runs(finished):
     assert code == 0 and err == ""
     job = json.loads(out)
     assert_iso_fields(job)
-    assert (job["id"], job["state"], job["attempts"], job["exit_code"]) == ("twice", "dead", 2, 3)
+    assert (job["id"], job["state"], job["tries"], job["exit_code"]) == ("twice", "dead", 2, 3)
     assert "3" in job["last_error"]
     assert [r["attempt"] for r in job["runs"]] == [1, 2]
     for run in job["runs"]:
@@ -338,7 +338,7 @@ def test_show_json_with_runs(finished):
     assert ts(job["runs"][1]["started_at"]) >= ts(job["runs"][0]["finished_at"])
 
     job = show(finished, "c2")
-    assert (job["state"], job["attempts"], job["exit_code"], job["last_error"]) == (
+    assert (job["state"], job["tries"], job["exit_code"], job["last_error"]) == (
         "completed", 1, 0, None)
     [run] = job["runs"]
     assert (run["attempt"], run["exit_code"], run["outcome"]) == (1, 0, "completed")
@@ -375,7 +375,7 @@ def test_dlq_list(finished, db):
 def test_dlq_retry_one_keeps_history_and_resets_the_budget(copy):
     assert run_cli("dlq", "retry", "twice", db=copy) == (0, "twice\n", "")
     job = show(copy, "twice")
-    assert (job["state"], job["attempts"], job["max_retries"]) == ("pending", 0, 1)
+    assert (job["state"], job["tries"], job["max_retries"]) == ("pending", 0, 1)
     assert job["finished_at"] is None and job["last_error"] is None
     assert [r["attempt"] for r in job["runs"]] == [1, 2]  # history kept
     after = stored(copy)
@@ -383,7 +383,7 @@ def test_dlq_retry_one_keeps_history_and_resets_the_budget(copy):
     # It runs again with its full budget (2 more runs), and its history grows.
     run_burst(copy)
     job = show(copy, "twice")
-    assert (job["state"], job["attempts"]) == ("dead", 2)
+    assert (job["state"], job["tries"]) == ("dead", 2)
     assert [r["attempt"] for r in job["runs"]] == [1, 2, 3, 4]
 
 

@@ -179,12 +179,18 @@ def test_a_long_follow_reader_does_not_grow_the_wal_without_bound(db, tmp_path):
 RESCUER = textwrap.dedent("""
     import json, os, sys, time
     from queuectl.store import open_store
-    from queuectl.store.base import RetryPolicy
+    from queuectl.lifecycle import RetryPolicy
+    from queuectl.models import JobState
+    from queuectl.store.base import Lease
     db, go = sys.argv[1], sys.argv[2]
     s = open_store(db)
     while not os.path.exists(go):
         time.sleep(0.001)
-    print(json.dumps(s.rescue(now=time.time(), policy=RetryPolicy(2, 3600, 0))))
+    now = time.time()
+    leases = [Lease(j.id, j.token, j.lease_until)
+              for j in s.list_jobs([JobState.RUNNING], limit=None) if j.lease_until < now]
+    print(json.dumps(s.rescue_lapsed(leases, now=now, policy=RetryPolicy(2, 3600, 0),
+                                     max_wait=60)))
 """)
 
 

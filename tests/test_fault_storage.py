@@ -231,9 +231,9 @@ MIGRATE = textwrap.dedent("""
     import os, signal, sys
     import queuectl.store.sqlite.schema as schema
     mode, db, *args = sys.argv[1:]
-    if mode != "v1":
-        schema.SCHEMA_VERSION = 2
-        schema.MIGRATIONS[2] = '''
+    if mode != "current":
+        schema.SCHEMA_VERSION += 1
+        schema.MIGRATIONS[schema.SCHEMA_VERSION] = '''
             CREATE TABLE extra (x INTEGER);
             ALTER TABLE jobs ADD COLUMN note TEXT;
             UPDATE jobs SET note = 'migrated';
@@ -255,6 +255,9 @@ MIGRATE = textwrap.dedent("""
     from queuectl.cli import main
     sys.exit(main(["--db", db, *args]))
 """)
+
+
+from queuectl.store.sqlite.schema import SCHEMA_VERSION as CURRENT  # noqa: E402
 
 
 def migrate(db, mode, *args):
@@ -283,7 +286,7 @@ def test_a_migration_that_fails_or_crashes_half_way_is_rolled_back_and_retried(t
     else:
         assert done.returncode == -9  # killed between two statements of the migration
     version, tables, columns = schema_of(db)
-    assert version == 1 and "extra" not in tables and "note" not in columns
+    assert version == CURRENT and "extra" not in tables and "note" not in columns
     check(db, kept)
     # This version still opens it, and works with it.
     assert cli(db, "status").returncode == 0
@@ -292,7 +295,7 @@ def test_a_migration_that_fails_or_crashes_half_way_is_rolled_back_and_retried(t
     done = migrate(db, "ok", "status")
     assert done.returncode == 0, done.stderr
     version, tables, columns = schema_of(db)
-    assert version == 2 and "extra" in tables and "note" in columns
+    assert version == CURRENT + 1 and "extra" in tables and "note" in columns
     conn = invariants.connect(db)
     assert {r[0] for r in conn.execute("SELECT note FROM jobs")} == {"migrated"}
     conn.close()
@@ -301,7 +304,7 @@ def test_a_migration_that_fails_or_crashes_half_way_is_rolled_back_and_retried(t
 
 def test_a_crash_while_creating_a_new_store_leaves_a_file_the_next_start_completes(tmp_path):
     db = str(tmp_path / "new" / "q.db")
-    done = migrate(db, "v1", "init")
+    done = migrate(db, "current", "init")
     assert done.returncode == 0  # a baseline: the script itself works
     shutil.rmtree(tmp_path / "new")
     crash = textwrap.dedent("""
@@ -328,7 +331,7 @@ def test_a_crash_while_creating_a_new_store_leaves_a_file_the_next_start_complet
     assert done.returncode == 0, done.stderr
     job = cli(db, "enqueue", "-c", "true")
     assert job.returncode == 0, job.stderr
-    assert schema_of(db)[0] == 1
+    assert schema_of(db)[0] == CURRENT
     check(db, job.stdout.split())
 
 

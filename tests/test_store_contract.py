@@ -8,8 +8,10 @@ import pytest
 
 from queuectl.errors import Conflict, InvalidInput, JobNotFound
 from queuectl.models import Job, JobState, NewJob
-from queuectl.store.base import (RESCUE_LIMIT, STOP_COLD, STOP_NONE, STOP_WARM, Outcome,
-                                 RetryPolicy, Store)
+from queuectl.lifecycle import RESCUE_LIMIT, Outcome, RetryPolicy
+from queuectl.store.base import Stop, Store
+from storehelp import expire
+from transitions import RecordingStore
 
 POLICY = RetryPolicy(base=2.0, cap=None, jitter=0.0)
 OK = Outcome(ok=True, exit_code=0)
@@ -39,11 +41,23 @@ def snapshot(store: Store) -> tuple:
     return (sorted(jobs, key=lambda j: j.id), {j.id: store.runs(j.id) for j in jobs})
 
 
+@pytest.fixture
+def store(store):
+    """Every test here runs on each backend, with every job's state recorded around each call:
+    a change the transition table does not list fails the test."""
+    return RecordingStore(store)
+
+
+def ended(finished) -> tuple:
+    """(recorded, next job) of what `finish` returned."""
+    return finished.recorded, finished.next
+
+
 def run_and_fail(store: Store, clock, job_id: str, worker: str = "w1") -> Job:
     """Claim `job_id` (it must be the next eligible job) and record a failed run."""
     job = store.claim(worker, now=clock.now, lease=LEASE)
     assert job is not None and job.id == job_id
-    assert store.finish(job, FAIL, now=clock.now, policy=POLICY) == (True, None)
+    assert ended(store.finish(job, FAIL, now=clock.now, policy=POLICY)) == (True, None)
     return store.get(job_id)
 
 
@@ -53,10 +67,10 @@ def test_enqueue_one_stores_a_pending_job_with_defaults(store, clock):
     [jid] = add(store, clock.now, NewJob(command="echo hi", id="job-1"), max_retries=5)
     assert jid == "job-1"
     job = store.get("job-1")
-    assert (job.command, job.state, job.priority, job.attempts) == ("echo hi", P, 0, 0)
+    assert (job.command, job.state, job.priority, job.tries) == ("echo hi", P, 0, 0)
     assert (job.max_retries, job.cwd, job.timeout) == (5, CWD, None)
     assert job.run_at == job.created_at == job.updated_at == clock.now
-    assert (job.worker_id, job.token, job.lease_until, job.run_number) == (None, None, None, 0)
+    assert (job.worker_id, job.token, job.lease_until, job.attempt) == (None, None, None, 0)
     assert store.runs("job-1") == []
 
 
@@ -231,7 +245,7 @@ def test_claim_sets_attempts_run_row_lease_and_worker(store, clock):
     [jid] = add(store, clock.now, NewJob(command="x", id="j"))
     clock.advance(5)
     job = store.claim("w1", now=clock.now, lease=LEASE)
-    assert (job.id, job.state, job.attempts, job.run_number) == ("j", R, 1, 1)
+    assert (job.id, job.state, job.tries, job.attempt) == ("j", R, 1, 1)
     assert (job.worker_id, job.lease_until, job.started_at) == ("w1", clock.now + LEASE, clock.now)
     assert job.token
     assert store.get("j") == job
@@ -257,9 +271,9 @@ def test_finish_ok_completes_the_job(store, clock):
     add(store, clock.now, NewJob(command="x", id="j"))
     job = store.claim("w1", now=clock.now, lease=LEASE)
     clock.advance(3)
-    assert store.finish(job, OK, now=clock.now, policy=POLICY) == (True, None)
+    assert ended(store.finish(job, OK, now=clock.now, policy=POLICY)) == (True, None)
     done = store.get("j")
-    assert (done.state, done.exit_code, done.finished_at, done.attempts) == (C, 0, clock.now, 1)
+    assert (done.state, done.exit_code, done.finished_at, done.tries) == (C, 0, clock.now, 1)
     assert (done.worker_id, done.token, done.lease_until, done.last_error) == (None, None, None, None)
     [run] = store.runs("j")
     assert (run.finished_at, run.exit_code, run.outcome) == (clock.now, 0, "completed")
@@ -271,16 +285,16 @@ def test_failures_back_off_then_go_dead_after_max_retries(store, clock):
     add(store, clock.now, NewJob(command="x", id="j", max_retries=2))
     t0 = clock.now
     job = run_and_fail(store, clock, "j")
-    assert (job.state, job.attempts, job.run_at) == (F, 1, t0 + 1)
+    assert (job.state, job.tries, job.run_at) == (F, 1, t0 + 1)
     assert (job.exit_code, job.last_error, job.finished_at) == (1, "exit status 1", None)
     assert store.claim("w1", now=t0 + 0.999, lease=LEASE) is None
     clock.set(t0 + 1)
     job = run_and_fail(store, clock, "j")
-    assert (job.state, job.attempts, job.run_at) == (F, 2, clock.now + 2)
+    assert (job.state, job.tries, job.run_at) == (F, 2, clock.now + 2)
     assert store.claim("w1", now=clock.now + 1.999, lease=LEASE) is None
     clock.advance(2)
     job = run_and_fail(store, clock, "j")
-    assert (job.state, job.attempts, job.finished_at) == (D, 3, clock.now)
+    assert (job.state, job.tries, job.finished_at) == (D, 3, clock.now)
     runs = store.runs("j")
     assert [r.attempt for r in runs] == [1, 2, 3]
     assert all(r.outcome == "failed" and r.exit_code == 1 for r in runs)
@@ -309,11 +323,11 @@ def test_stale_token_cannot_finish_or_renew_and_changes_nothing(store, clock):
     add(store, clock.now, NewJob(command="x", id="j"))
     job = store.claim("w1", now=clock.now, lease=LEASE)
     clock.advance(LEASE + 1)
-    assert store.rescue(now=clock.now, policy=POLICY) == ["j"]
+    assert expire(store, clock.now) == ["j"]
     before = snapshot(store)
     for outcome in (OK, FAIL, Outcome(ok=False, cancelled=True), Outcome(ok=False, give_back=True)):
-        assert store.finish(job, outcome, now=clock.now, policy=POLICY,
-                            head=[(1, b"late")], claim_next="w1", lease=LEASE) == (False, None)
+        assert ended(store.finish(job, outcome, now=clock.now, policy=POLICY,
+                            head=[(1, b"late")], claim_next="w1", lease=LEASE)) == (False, None)
     control = store.renew(job, now=clock.now, lease=LEASE, head=[(1, b"late")])
     assert control.lease_lost
     assert snapshot(store) == before
@@ -324,18 +338,18 @@ def test_old_claim_cannot_touch_the_job_once_another_worker_runs_it(store, clock
     add(store, clock.now, NewJob(command="x", id="j"))
     old = store.claim("w1", now=clock.now, lease=LEASE)
     clock.advance(LEASE + 1)
-    store.rescue(now=clock.now, policy=POLICY)
+    expire(store, clock.now)
     clock.advance(1)
     new = store.claim("w2", now=clock.now, lease=LEASE)
     assert new.id == "j" and new.state is R
     before = snapshot(store)
     assert store.renew(old, now=clock.now, lease=100, head=[(1, b"old")]).lease_lost
     for outcome in (OK, FAIL, Outcome(ok=False, give_back=True)):
-        assert store.finish(old, outcome, now=clock.now, policy=POLICY) == (False, None)
+        assert ended(store.finish(old, outcome, now=clock.now, policy=POLICY)) == (False, None)
     assert snapshot(store) == before
     assert store.get("j").token == new.token and store.get("j").worker_id == "w2"
     assert not store.renew(new, now=clock.now, lease=LEASE, head=[(1, b"new")]).lease_lost
-    assert store.finish(new, OK, now=clock.now, policy=POLICY) == (True, None)
+    assert ended(store.finish(new, OK, now=clock.now, policy=POLICY)) == (True, None)
     assert store.output("j").chunks == [(1, b"new")]
     assert store.output("j", 1).chunks == []
 
@@ -343,9 +357,9 @@ def test_old_claim_cannot_touch_the_job_once_another_worker_runs_it(store, clock
 def test_finishing_twice_is_refused_the_second_time(store, clock):
     add(store, clock.now, NewJob(command="x", id="j"))
     job = store.claim("w1", now=clock.now, lease=LEASE)
-    assert store.finish(job, OK, now=clock.now, policy=POLICY) == (True, None)
+    assert ended(store.finish(job, OK, now=clock.now, policy=POLICY)) == (True, None)
     before = snapshot(store)
-    assert store.finish(job, FAIL, now=clock.now + 1, policy=POLICY) == (False, None)
+    assert ended(store.finish(job, FAIL, now=clock.now + 1, policy=POLICY)) == (False, None)
     assert snapshot(store) == before
 
 
@@ -353,28 +367,30 @@ def test_finish_can_claim_the_next_job_in_the_same_call(store, clock):
     add(store, clock.now, NewJob(command="x", id="a", priority=1), NewJob(command="x", id="b"))
     a = store.claim("w1", now=clock.now, lease=LEASE)
     clock.advance(2)
-    recorded, nxt = store.finish(a, OK, now=clock.now, policy=POLICY, claim_next="w1", lease=LEASE)
+    recorded, _, nxt = store.finish(a, OK, now=clock.now, policy=POLICY, claim_next="w1", lease=LEASE)
     assert recorded and nxt is not None
-    assert (nxt.id, nxt.state, nxt.worker_id, nxt.attempts) == ("b", R, "w1", 1)
+    assert (nxt.id, nxt.state, nxt.worker_id, nxt.tries) == ("b", R, "w1", 1)
     assert nxt.lease_until == clock.now + LEASE
     assert store.get("a").state is C
     assert store.get("b") == nxt
     assert [r.attempt for r in store.runs("b")] == [1]
-    recorded, nxt = store.finish(nxt, OK, now=clock.now, policy=POLICY, claim_next="w1", lease=LEASE)
+    recorded, _, nxt = store.finish(nxt, OK, now=clock.now, policy=POLICY, claim_next="w1", lease=LEASE)
     assert recorded and nxt is None
 
 
 def test_give_back_returns_the_job_without_counting_the_attempt(store, clock):
     add(store, clock.now, NewJob(command="x", id="j", max_retries=0))
+    queued = clock.now
     job = store.claim("w1", now=clock.now, lease=LEASE)
     clock.advance(4)
-    assert store.finish(job, Outcome(ok=False, give_back=True), now=clock.now,
-                        policy=POLICY) == (True, None)
+    assert ended(store.finish(job, Outcome(ok=False, give_back=True), now=clock.now,
+                              policy=POLICY)) == (True, None)
     back = store.get("j")
-    assert (back.state, back.attempts, back.run_at, back.worker_id) == (P, 0, clock.now, None)
+    # It keeps its place in line: run_at is still when it was first due.
+    assert (back.state, back.tries, back.run_at, back.worker_id) == (P, 0, queued, None)
     assert store.runs("j")[0].outcome == "interrupted"
     again = store.claim("w2", now=clock.now, lease=LEASE)
-    assert (again.id, again.attempts, again.run_number) == ("j", 1, 2)
+    assert (again.id, again.tries, again.attempt) == ("j", 1, 2)
     # The budget is untouched: with max_retries=0 one real failure still kills it.
     store.finish(again, FAIL, now=clock.now, policy=POLICY)
     assert store.get("j").state is D
@@ -452,11 +468,11 @@ def test_retry_dead_gives_a_fresh_budget_and_keeps_history(store, clock):
     clock.advance(100)
     assert store.retry_dead(["j"], now=clock.now) == ["j"]
     job = store.get("j")
-    assert (job.state, job.attempts, job.run_at, job.last_error) == (P, 0, clock.now, None)
-    assert (job.finished_at, job.exit_code, job.cancelled, job.run_number) == (None, None, False, 2)
+    assert (job.state, job.tries, job.run_at, job.last_error) == (P, 0, clock.now, None)
+    assert (job.finished_at, job.exit_code, job.cancelled, job.attempt) == (None, None, False, 2)
     assert counts(store, clock.now)[D] == 0 and counts(store, clock.now)[P] == 1
     job = run_and_fail(store, clock, "j")  # a fresh budget: one retry left again
-    assert (job.state, job.attempts, job.run_number) == (F, 1, 3)
+    assert (job.state, job.tries, job.attempt) == (F, 1, 3)
     assert [r.attempt for r in store.runs("j")] == [1, 2, 3]
     clock.set(job.run_at)
     assert run_and_fail(store, clock, "j").state is D
@@ -525,7 +541,7 @@ def test_purge_dead_removes_jobs_runs_and_output(store, clock):
     add(store, clock.now, NewJob(command="x", id="d1"))
     assert store.runs("d1") == [] and store.output("d1") is None
     job = store.claim("w1", now=clock.now, lease=LEASE)
-    assert job.id == "d1" and job.run_number == 1
+    assert job.id == "d1" and job.attempt == 1
     assert store.output("d1").chunks == []
     assert store.purge_dead() == 0
 
@@ -553,18 +569,18 @@ def test_rescue_fails_a_job_whose_lease_expired(store, clock):
     store.register_worker("w1", pid=1, host="h", now=clock.now)
     add(store, clock.now, NewJob(command="x", id="j"))
     store.claim("w1", now=clock.now, lease=LEASE)
-    assert store.rescue(now=clock.now + LEASE - 0.5, policy=POLICY) == []
+    assert expire(store, clock.now + LEASE - 0.5) == []
     assert store.get("j").state is R
     clock.advance(LEASE + 1)
-    assert store.rescue(now=clock.now, policy=POLICY) == ["j"]
+    assert expire(store, clock.now) == ["j"]
     job = store.get("j")
-    assert (job.state, job.attempts, job.run_at, job.worker_id) == (F, 1, clock.now + 1, None)
+    assert (job.state, job.tries, job.run_at, job.worker_id) == (F, 1, clock.now + 1, None)
     assert "w1" in job.last_error
     [run] = store.runs("j")
     assert (run.outcome, run.finished_at) == ("lost", clock.now)
-    assert store.rescue(now=clock.now, policy=POLICY) == []
+    assert expire(store, clock.now) == []
     again = store.claim("w2", now=clock.now + 1, lease=LEASE)
-    assert (again.id, again.attempts, again.run_number) == ("j", 2, 2)
+    assert (again.id, again.tries, again.attempt) == ("j", 2, 2)
 
 
 def test_renew_extends_the_lease(store, clock):
@@ -573,8 +589,8 @@ def test_renew_extends_the_lease(store, clock):
     clock.advance(LEASE - 1)
     assert not store.renew(job, now=clock.now, lease=LEASE).lease_lost
     assert store.get("j").lease_until == clock.now + LEASE
-    assert store.rescue(now=clock.now + LEASE - 1, policy=POLICY) == []
-    assert store.finish(job, OK, now=clock.now + 2, policy=POLICY) == (True, None)
+    assert expire(store, clock.now + LEASE - 1) == []
+    assert ended(store.finish(job, OK, now=clock.now + 2, policy=POLICY)) == (True, None)
 
 
 def test_rescue_of_a_known_dead_worker_ignores_the_lease(store, clock):
@@ -583,18 +599,18 @@ def test_rescue_of_a_known_dead_worker_ignores_the_lease(store, clock):
     add(store, clock.now, NewJob(command="x", id="a"), NewJob(command="x", id="b"))
     a = store.claim("w1", now=clock.now, lease=1000)
     store.claim("w2", now=clock.now, lease=1000)
-    assert store.rescue(now=clock.now + 1, policy=POLICY, worker_ids=["w1"]) == ["a"]
+    assert store.rescue_dead_workers(["w1"], now=clock.now + 1, policy=POLICY) == ["a"]
     assert store.get("a").state is F and store.get("b").state is R
     assert "w1" in store.get("a").last_error
     assert store.runs("a")[0].outcome == "lost"
     assert [w.id for w in store.workers()] == ["w2"]
-    assert store.finish(a, OK, now=clock.now + 2, policy=POLICY) == (False, None)
+    assert ended(store.finish(a, OK, now=clock.now + 2, policy=POLICY)) == (False, None)
 
 
 def test_rescue_applies_the_retry_rule(store, clock):
     add(store, clock.now, NewJob(command="x", id="j", max_retries=0))
     store.claim("w1", now=clock.now, lease=LEASE)
-    assert store.rescue(now=clock.now + LEASE + 1, policy=POLICY) == ["j"]
+    assert expire(store, clock.now + LEASE + 1) == ["j"]
     assert store.get("j").state is D
     assert counts(store, clock.now)[D] == 1
 
@@ -605,7 +621,7 @@ def test_job_rescued_rescue_limit_times_goes_dead(store, clock):
         job = store.claim("w1", now=clock.now, lease=LEASE)
         assert job.id == "j"
         clock.advance(LEASE + 1)
-        assert store.rescue(now=clock.now, policy=POLICY) == ["j"]
+        assert expire(store, clock.now) == ["j"]
         state = store.get("j").state
         assert state is (D if n == RESCUE_LIMIT else F)
         clock.set(max(clock.now, store.get("j").run_at))
@@ -617,7 +633,7 @@ def test_rescue_of_a_job_being_cancelled_buries_it_as_cancelled(store, clock):
     add(store, clock.now, NewJob(command="x", id="j"))
     store.claim("w1", now=clock.now, lease=LEASE)
     store.cancel(["j"], now=clock.now)
-    assert store.rescue(now=clock.now + LEASE + 1, policy=POLICY) == ["j"]
+    assert expire(store, clock.now + LEASE + 1) == ["j"]
     job = store.get("j")
     assert (job.state, job.cancelled) == (D, True)
 
@@ -707,7 +723,7 @@ def test_status_counts_follow_every_transition(store, clock):
     store.finish(j3, Outcome(ok=False, give_back=True), now=clock.now, policy=POLICY)
     expect(pending=2, completed=1, failed=1, dead=1)
     store.claim("w1", now=clock.now, lease=LEASE)
-    store.rescue(now=clock.now + LEASE + 1, policy=POLICY)
+    expire(store, clock.now + LEASE + 1)
     expect(pending=1, completed=1, failed=2, dead=1)
     store.retry_dead(None, now=clock.now)
     expect(pending=2, completed=1, failed=2)
@@ -786,16 +802,16 @@ def test_workers_register_heartbeat_stop_unregister(store, clock):
     store.register_worker("w2", pid=102, host="beta", now=t + 1)
     w1, w2 = store.workers()
     assert (w1.id, w1.pid, w1.host, w1.started_at, w1.heartbeat_at) == ("w1", 101, "alpha", t, t)
-    assert (w1.job_id, w1.stop, w2.id) == (None, STOP_NONE, "w2")
-    assert store.heartbeat("w1", now=t + 5) == STOP_NONE
+    assert (w1.job_id, w1.stop, w2.id) == (None, Stop.NONE, "w2")
+    assert store.heartbeat("w1", now=t + 5) == Stop.NONE
     assert store.workers()[0].heartbeat_at == t + 5
-    assert store.request_stop(STOP_WARM, ["w1"]) == 1
-    assert store.heartbeat("w1", now=t + 6) == STOP_WARM
-    assert store.heartbeat("w2", now=t + 6) == STOP_NONE
-    assert store.request_stop(STOP_COLD) == 2
-    assert store.request_stop(STOP_WARM) == 2  # never downgrades a cold stop
-    assert store.heartbeat("w2", now=t + 7) == STOP_COLD
-    assert store.request_stop(STOP_WARM, ["ghost"]) == 0
+    assert store.request_stop(Stop.WARM, ["w1"]) == 1
+    assert store.heartbeat("w1", now=t + 6) == Stop.WARM
+    assert store.heartbeat("w2", now=t + 6) == Stop.NONE
+    assert store.request_stop(Stop.COLD) == 2
+    assert store.request_stop(Stop.WARM) == 2  # never downgrades a cold stop
+    assert store.heartbeat("w2", now=t + 7) == Stop.COLD
+    assert store.request_stop(Stop.WARM, ["ghost"]) == 0
     store.unregister_worker("w1")
     assert [w.id for w in store.workers()] == ["w2"]
     assert store.heartbeat("w1", now=t + 8) is None
@@ -807,7 +823,48 @@ def test_renew_reports_a_stop_request(store, clock):
     store.register_worker("w1", pid=1, host="h", now=clock.now)
     add(store, clock.now, NewJob(command="x", id="j"))
     job = store.claim("w1", now=clock.now, lease=LEASE)
-    assert store.renew(job, now=clock.now, lease=LEASE).stop == STOP_NONE
-    store.request_stop(STOP_COLD, ["w1"])
-    assert store.renew(job, now=clock.now + 1, lease=LEASE).stop == STOP_COLD
+    assert store.renew(job, now=clock.now, lease=LEASE).stop == Stop.NONE
+    store.request_stop(Stop.COLD, ["w1"])
+    assert store.renew(job, now=clock.now + 1, lease=LEASE).stop == Stop.COLD
     assert store.workers()[0].heartbeat_at == clock.now + 1
+
+
+# -- the transition table is what the stores do -------------------------------------------------
+
+def test_every_listed_transition_happens_and_nothing_else(store, clock):
+    """Drive each transition of lifecycle.TRANSITIONS once (the recording store fails on any
+    other), then check that all of them, births and deletions were seen."""
+    from queuectl.lifecycle import BORN, DELETABLE, TRANSITIONS
+
+    store.register_worker("w1", pid=1, host="h", now=clock.now)
+    add(store, clock.now, *(NewJob(command="x", id=f"j{i}", max_retries=1, priority=-i)
+                            for i in range(6)))
+    j0 = store.claim("w1", now=clock.now, lease=LEASE)                    # pending -> running
+    store.finish(j0, OK, now=clock.now, policy=POLICY)                    # running -> completed
+    j1 = store.claim("w1", now=clock.now, lease=LEASE)
+    store.finish(j1, FAIL, now=clock.now, policy=POLICY)                  # running -> failed
+    clock.advance(10)
+    j1 = store.claim("w1", now=clock.now, lease=LEASE)                    # failed -> running
+    store.finish(j1, FAIL, now=clock.now, policy=POLICY)                  # running -> dead
+    store.retry_dead(["j1"], now=clock.now)                               # dead -> pending
+    j1 = store.claim("w1", now=clock.now, lease=LEASE)
+    store.finish(j1, Outcome(ok=False, give_back=True), now=clock.now,
+                 policy=POLICY)                                           # running -> pending
+    store.cancel(["j1"], now=clock.now)                                   # pending -> dead
+    j2 = store.claim("w1", now=clock.now, lease=LEASE)
+    store.finish(j2, FAIL, now=clock.now, policy=POLICY)
+    store.cancel(["j2"], now=clock.now)                                   # failed -> dead
+    assert store.purge_dead() == 2                                        # dead -> (gone)
+    assert store.prune(before=clock.now + 1, states=[C]) == 1             # completed -> (gone)
+    listed = {(a, b) for a, after in TRANSITIONS.items() for b in after}
+    listed |= {(None, b) for b in BORN} | {(a, None) for a in DELETABLE}
+    assert store.seen == listed
+
+
+def test_the_recorder_fails_on_a_transition_the_table_does_not_list(store):
+    with pytest.raises(AssertionError, match="from completed to pending"):
+        store._check("prune", {"a": C}, {"a": P})
+    with pytest.raises(AssertionError, match="deleted running job"):
+        store._check("prune", {"a": R}, {})
+    with pytest.raises(AssertionError, match="made job 'a' running"):
+        store._check("enqueue", {}, {"a": R})

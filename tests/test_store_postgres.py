@@ -13,10 +13,11 @@ import psycopg
 import pytest
 
 from clihelp import assert_error, run_cli
+from storehelp import expire
 from queuectl.errors import InvalidInput, StoreUnusable
 from queuectl.models import JobState, NewJob
 from queuectl.store import display_location, open_store
-from queuectl.store.base import Outcome, RetryPolicy
+from queuectl.lifecycle import Outcome, RetryPolicy
 from queuectl.store.postgres import PostgresStore
 from queuectl.store.postgres.conn import parse_location
 from queuectl.store.postgres.schema import SCHEMA_VERSION
@@ -180,7 +181,7 @@ def test_a_dropped_connection_is_remade_and_the_write_happens_once(pg):
     control = pg.renew(job, now=pg.now(), lease=30, head=[(1, b"out\n")])
     assert not control.lease_lost
     terminate(pg.url, pg._db.raw())
-    recorded, _ = pg.finish(job, Outcome(ok=True, exit_code=0), now=pg.now(), policy=POLICY)
+    recorded, _, _ = pg.finish(job, Outcome(ok=True, exit_code=0), now=pg.now(), policy=POLICY)
     assert recorded
     assert pg.get(ids[0]).state is JobState.COMPLETED
     assert [r.outcome for r in pg.runs(ids[0])] == ["completed"]
@@ -305,10 +306,10 @@ def test_counts_follow_every_transition_and_survive_compaction(pg):
     pg.prune(before=pg.now() + 1, states=[JobState.COMPLETED])
     assert pg.status(pg.now(), 10).counts == true_counts(pg.url)
     before = delta_rows(pg.url)
-    pg.compact_counts()
+    pg.housekeeping()
     assert delta_rows(pg.url) <= len(JobState) < before
     assert pg.status(pg.now(), 10).counts == true_counts(pg.url)
-    pg.rescue(now=pg.now() + 100, policy=POLICY)  # the running job's lease is long gone
+    expire(pg, pg.now() + 100)  # the running job's lease is long gone
     assert pg.status(pg.now(), 10).counts == true_counts(pg.url)
 
 
@@ -320,7 +321,7 @@ def test_racing_compactions_and_writers_keep_the_counts_exact(pg):
         s = PostgresStore(pg.url)
         try:
             while not stop.is_set():
-                s.compact_counts()
+                s.housekeeping()
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
         finally:
@@ -340,9 +341,12 @@ def test_racing_compactions_and_writers_keep_the_counts_exact(pg):
     assert pg.status(pg.now(), 10).counts[JobState.PENDING] == 200 == true_counts(pg.url)[JobState.PENDING]
 
 
-def test_status_folds_the_counts_when_nobody_else_does(pg):
+def test_housekeeping_folds_the_counts_and_status_is_exact_either_way(pg):
     for _ in range(1100):
         pg.enqueue([NewJob(command="true")], now=pg.now(), default_max_retries=0, default_cwd="/")
     assert delta_rows(pg.url) > 1000
     assert pg.status(pg.now(), 10).counts[JobState.PENDING] == 1100
+    assert delta_rows(pg.url) > 1000  # status only reads
+    pg.housekeeping()
     assert delta_rows(pg.url) <= len(JobState)
+    assert pg.status(pg.now(), 10).counts[JobState.PENDING] == 1100

@@ -15,9 +15,10 @@ import pytest
 from queuectl.errors import PermissionDenied, StoreBusy, StoreUnusable
 from queuectl.models import JobState, NewJob
 from queuectl.store import open_store
-from queuectl.store.base import Outcome, RetryPolicy
+from queuectl.lifecycle import Outcome, RetryPolicy
 from queuectl.store.sqlite.schema import APPLICATION_ID, SCHEMA_VERSION
 from queuectl.store.sqlite import SQLiteStore
+from storehelp import expire
 
 T = 1_700_000_000.0
 POLICY = RetryPolicy(base=2.0, cap=None, jitter=0.0)
@@ -311,7 +312,7 @@ def _busy_history(store: SQLiteStore) -> None:
             continue  # left running: rescued below
         outcome = Outcome(ok=i % 3 == 0, exit_code=0 if i % 3 == 0 else 1)
         store.finish(job, outcome, now=now, policy=POLICY)
-    store.rescue(now=now + 100, policy=POLICY)
+    expire(store, now + 100)
     store.cancel([j.id for j in store.list_jobs([JobState.PENDING], limit=3)], now=now)
     store.retry_dead([j.id for j in store.list_jobs([JobState.DEAD], limit=2)], now=now)
     store.prune(before=now - 10, states=[JobState.COMPLETED])

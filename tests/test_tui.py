@@ -159,7 +159,7 @@ async def test_c_on_a_running_job_flags_it_for_its_worker(path):
         await pilot.press("y")
         store = open_store(path)
         job = store.get("train-model")
-        await wait_for(pilot, lambda: store.control(job).cancel)
+        await wait_for(pilot, lambda: store.orders(job).cancel)
         store.close()
 
 

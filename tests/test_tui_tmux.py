@@ -101,7 +101,7 @@ def test_closing_the_terminal_stops_the_pool_and_gives_jobs_back(tmp_path):
         assert time.monotonic() < deadline, "the console or its job outlived the terminal"
         time.sleep(0.1)
     job = show()
-    assert job["attempts"] == 0
+    assert job["tries"] == 0
     leftovers = []
     for entry in filter(str.isdigit, os.listdir("/proc")):
         try:

@@ -21,7 +21,7 @@ from test_tui_support import NOW, build_app, open_store, ready, seeded_path, syn
 
 
 def job(**changes) -> Job:
-    base = dict(id="j1", command="echo hi", state=JobState.PENDING, priority=0, attempts=0,
+    base = dict(id="j1", command="echo hi", state=JobState.PENDING, priority=0, tries=0,
                 max_retries=2, timeout=None, cwd="/", run_at=NOW, created_at=NOW - 10,
                 updated_at=NOW - 10)
     base.update(changes)
@@ -31,8 +31,8 @@ def job(**changes) -> Job:
 @pytest.mark.parametrize("changes, pane, cell, expected", [
     ({}, "pending", 2, "ready"),
     ({"run_at": NOW + 20}, "pending", 2, "in 20s"),
-    ({"state": JobState.FAILED, "run_at": NOW + 3, "attempts": 1}, "pending", 2, "retry in 3s"),
-    ({"state": JobState.FAILED, "run_at": NOW - 1, "attempts": 1}, "pending", 3, "1/3"),
+    ({"state": JobState.FAILED, "run_at": NOW + 3, "tries": 1}, "pending", 2, "retry in 3s"),
+    ({"state": JobState.FAILED, "run_at": NOW - 1, "tries": 1}, "pending", 3, "1/3"),
     ({"state": JobState.RUNNING, "started_at": NOW - 65, "worker_id": "w-1"}, "running", 1,
      "1m05s"),
     ({"state": JobState.COMPLETED, "started_at": NOW - 9, "finished_at": NOW - 4.5,
@@ -157,7 +157,7 @@ def test_importing_the_cli_does_not_import_the_console():
 async def test_a_postgres_store_is_shown_and_its_changes_are_noticed_by_listen(pg_url):
     """The console on PostgreSQL: the same panes, woken by NOTIFY (the timer is at 60 s)."""
     from queuectl.store import open_store as open_any
-    from queuectl.store.base import Outcome, RetryPolicy
+    from queuectl.lifecycle import Outcome, RetryPolicy
 
     store = open_any(pg_url)
     store.enqueue([NewJob(command="echo a", id="first")], now=store.now(), default_max_retries=0,

@@ -50,7 +50,7 @@ def test_seed_examples_success_and_dlq(db, tmp_path):
     assert state(db, ok).state is JobState.COMPLETED
     assert cli(db, "logs", "job1").stdout == "Hello World\n"
     dead = state(db, bad)
-    assert dead.state is JobState.DEAD and dead.attempts == 2
+    assert dead.state is JobState.DEAD and dead.tries == 2
     listed = json.loads(cli(db, "dlq", "list", "--json").stdout)
     assert [j["id"] for j in listed] == ["job2"]
     assert "start job1" in done.stderr and "completed job1" in done.stderr
@@ -108,7 +108,7 @@ def test_warm_stop_by_sigint_and_cold_stop_by_a_second(db, tmp_path):
     proc.wait(timeout=20)
     assert proc.returncode == 0
     job = state(db, job_id)
-    assert job.state is JobState.PENDING and job.attempts == 0  # given back, not counted
+    assert job.state is JobState.PENDING and job.tries == 0  # given back, not counted
     assert "Traceback" not in proc.stderr.read()
     assert not processes_with_env("QUEUECTL_JOB_ID", job_id)
 
@@ -133,7 +133,7 @@ def test_worker_stop_force_kills_and_gives_back(db, tmp_path):
     assert done.returncode == 0, done.stderr
     proc.wait(timeout=20)
     job = state(db, job_id)
-    assert job.state is JobState.PENDING and job.attempts == 0
+    assert job.state is JobState.PENDING and job.tries == 0
     assert not processes_with_env("QUEUECTL_JOB_ID", job_id)
 
 
@@ -157,7 +157,7 @@ def test_kill_9_of_a_worker_mid_job_is_rescued(db, tmp_path):
         wait_for(lambda: marker.exists() and marker.read_text().count("x") == 2, timeout=20,
                  what="second attempt")
         job = state(db, job_id)
-        assert job.attempts == 2
+        assert job.tries == 2
         s = open_store(db)
         assert s.runs(job_id)[0].outcome == "lost"
         s.close()
@@ -176,7 +176,7 @@ def test_kill_9_of_the_supervisor_workers_give_jobs_back_and_exit(db, tmp_path):
              open(f"/proc/{pid}/stat").read().split(")")[1].split()[0] == "Z",
              timeout=5, what="orphaned worker exit")
     job = state(db, job_id)
-    assert job.state is JobState.PENDING and job.attempts == 0
+    assert job.state is JobState.PENDING and job.tries == 0
     assert not processes_with_env("QUEUECTL_JOB_ID", job_id)
 
 

@@ -10,6 +10,7 @@ from queuectl.config import resolve
 from queuectl.models import JobState, NewJob
 from queuectl.store import open_store
 from queuectl.worker import Worker
+from storehelp import expire
 
 NOW = 1_800_000_000.0
 
@@ -48,7 +49,7 @@ def test_success_is_recorded_with_output(store, tmp_path):
     job_id = add(store, clock, tmp_path, command="echo Hello World")
     assert w.run_once().id == job_id
     job = store.get(job_id)
-    assert job.state is JobState.COMPLETED and job.exit_code == 0 and job.attempts == 1
+    assert job.state is JobState.COMPLETED and job.exit_code == 0 and job.tries == 1
     out = store.output(job_id)
     assert b"".join(d for s, d in out.chunks if s == 1) == b"Hello World\n"
     assert w.run_once() is None
@@ -71,7 +72,7 @@ def test_retries_follow_the_backoff_rule_then_dead(store, tmp_path):
     clock.now += 0.1
     w.run_once()
     job = store.get(job_id)
-    assert job.state is JobState.DEAD and job.attempts == 3
+    assert job.state is JobState.DEAD and job.tries == 3
     assert job.last_error == "exit code 3"
     runs = store.runs(job_id)
     assert [r.outcome for r in runs] == ["failed"] * 3
@@ -88,7 +89,7 @@ def test_dead_job_retried_from_dlq_runs_again_with_fresh_budget(store, tmp_path)
     marker.touch()
     store.retry_dead([job_id], now=clock())
     job = store.get(job_id)
-    assert job.state is JobState.PENDING and job.attempts == 0
+    assert job.state is JobState.PENDING and job.tries == 0
     w.run_once()
     assert store.get(job_id).state is JobState.COMPLETED
     assert [r.attempt for r in store.runs(job_id)] == [1, 2]
@@ -171,10 +172,10 @@ def test_a_stale_worker_cannot_record_over_a_rescue(store, tmp_path):
     job_id = add(store, clock, tmp_path, command="true", max_retries=1)
     job = store.claim("w-test", now=clock(), lease=1)
     clock.now += 5
-    assert store.rescue(now=clock(), policy=w.policy) == [job_id]
-    from queuectl.store.base import Outcome
+    assert expire(store, clock(), w.policy) == [job_id]
+    from queuectl.lifecycle import Outcome
 
-    recorded, _ = store.finish(job, Outcome(ok=True, exit_code=0), now=clock(), policy=w.policy)
+    recorded, _, _ = store.finish(job, Outcome(ok=True, exit_code=0), now=clock(), policy=w.policy)
     assert not recorded
     assert store.get(job_id).state is JobState.FAILED
     assert store.runs(job_id)[0].outcome == "lost"

@@ -93,7 +93,7 @@ class Loader:
             job = store.get(req.job_id)
         except JobNotFound:
             return LogData(req.job_id, None, (), 0, req.offset, req.offset, (), req.attempt)
-        attempt = req.attempt if req.attempt is not None else job.run_number
+        attempt = req.attempt if req.attempt is not None else job.attempt
         run = next((r for r in runs if r.attempt == attempt), None)
         if run is None:
             return LogData(req.job_id, job, runs, 0, req.offset, req.offset, (), req.attempt)

@@ -116,7 +116,7 @@ def _cell(text: str | None) -> str:
 
 
 def _tries(job: Job) -> str:
-    return f"{job.attempts}/{job.max_retries + 1}"
+    return f"{job.tries}/{job.max_retries + 1}"
 
 
 def job_row(pane: str, job: Job, now: float) -> Row:

@@ -41,7 +41,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, flex: int | 
 def job_json(job: Job) -> dict[str, Any]:
     return {
         "id": job.id, "command": job.command, "state": job.state.value,
-        "priority": job.priority, "attempts": job.attempts, "max_retries": job.max_retries,
+        "priority": job.priority, "tries": job.tries, "attempt": job.attempt, "max_retries": job.max_retries,
         "timeout": job.timeout, "cwd": job.cwd, "run_at": iso(job.run_at),
         "created_at": iso(job.created_at), "updated_at": iso(job.updated_at),
         "started_at": iso(job.started_at), "finished_at": iso(job.finished_at),
@@ -73,7 +73,7 @@ def jobs_table(jobs: Sequence[Job], now: float) -> None:
     for job in jobs:
         note = job.last_error or ""
         if job.state is JobState.FAILED:
-            note = f"retry {job.attempts}/{job.max_retries}: {note}"
+            note = f"retry {job.tries}/{job.max_retries}: {note}"
         rows.append([job.id, job.state.value, str(job.priority),
-                     f"{job.attempts}/{job.max_retries + 1}", when(job, now), job.command, note])
+                     f"{job.tries}/{job.max_retries + 1}", when(job, now), job.command, note])
     table(["id", "state", "pri", "runs", "when", "command", "last error"], rows, flex=5)

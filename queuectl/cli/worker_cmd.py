@@ -10,7 +10,7 @@ import typer
 
 from ..durations import iso, parse_duration, relative
 from ..errors import InvalidInput
-from ..store.base import STOP_COLD, STOP_WARM
+from ..store.base import Stop
 from ..store import display_location
 from .app import fail, location, store, worker_app
 from .render import emit_json, table
@@ -45,7 +45,7 @@ def worker_stop(
     """Ask every worker using this store to stop, and wait until they have."""
     limit = parse_duration(timeout, "--timeout") if timeout is not None else None
     s = store()
-    n = s.request_stop(STOP_COLD if force else STOP_WARM)
+    n = s.request_stop(Stop.COLD if force else Stop.WARM, now=s.now())
     if n == 0:
         print("no workers are running on this store", file=sys.stderr)
         return

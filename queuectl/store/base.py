@@ -1,16 +1,29 @@
 """The Store interface: every state change of a job is one short, guarded transaction.
 
-Implementations: `sqlite.SQLiteStore` (the default) and `postgres.PostgresStore`. The contract tests in tests/ run against
-every implementation unchanged.
+Implementations: `sqlite.SQLiteStore` (the default) and `postgres.PostgresStore`. The contract
+tests in tests/ run against every implementation unchanged.
 """
 
 from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from enum import IntEnum
 from typing import Iterable, NamedTuple, Sequence
 
+from ..lifecycle import Outcome, RetryPolicy
 from ..models import Job, JobState, NewJob, Run
+
+Chunks = Sequence[tuple[int, bytes]]  # (stream, data): 1 stdout, 2 stderr
+Tail = tuple[Chunks, int]  # the tail's chunks, and the bytes cut between head and tail
+
+
+class Stop(IntEnum):
+    """A stop request for workers: warm lets the running job finish, cold gives it back."""
+
+    NONE = 0
+    WARM = 1
+    COLD = 2
 
 
 class WorkerInfo(NamedTuple):
@@ -20,7 +33,7 @@ class WorkerInfo(NamedTuple):
     started_at: float
     heartbeat_at: float
     job_id: str | None
-    stop: int  # 0 none, 1 warm stop requested, 2 cold stop requested
+    stop: Stop
 
 
 class Status(NamedTuple):
@@ -29,17 +42,6 @@ class Status(NamedTuple):
     oldest_waiting_age: float | None  # seconds since the oldest eligible job became due
     finished_last_minute: int
     next_due: float | None  # run_at of the next delayed job
-
-
-class Outcome(NamedTuple):
-    """How a run ended, as recorded by a worker."""
-
-    ok: bool
-    exit_code: int | None = None
-    signal: str | None = None
-    error: str | None = None  # human description for last_error
-    cancelled: bool = False
-    give_back: bool = False  # cold stop: return the job without counting the attempt
 
 
 class Output(NamedTuple):
@@ -53,28 +55,40 @@ class Output(NamedTuple):
         return self.tail_start if self.run.dropped_bytes else None
 
 
-class Control(NamedTuple):
-    """What a running job's worker learns when it renews its lease."""
+class Orders(NamedTuple):
+    """What a running job's worker is told when it renews the lease or asks."""
 
     lease_lost: bool
     cancel: bool
-    stop: int
+    stop: Stop
 
 
-class RetryPolicy(NamedTuple):
-    base: float
-    cap: float | None
-    jitter: float
+class Finished(NamedTuple):
+    """What `finish` did: whether it recorded the run (False: the claim was stale and nothing
+    changed), the job's state afterwards, and the next job it claimed, if asked to."""
+
+    recorded: bool
+    state: JobState | None
+    next: Job | None
 
 
-STOP_NONE, STOP_WARM, STOP_COLD = 0, 1, 2
-RESCUE_LIMIT = 3  # a job whose runs keep killing their worker goes to the DLQ after this many
+class Lease(NamedTuple):
+    """A running job's lease as a rescuer saw it."""
+
+    job_id: str
+    token: str
+    lease_until: float
+
+
+__all__ = ["Chunks", "Finished", "Lease", "Orders", "Outcome", "Output", "RetryPolicy", "Status",
+           "Stop", "Store", "Tail", "WorkerInfo"]
 
 
 class Store(ABC):
-    """A queue store. Methods take `now` (epoch seconds) so callers control the clock."""
+    """A queue store. Methods take `now` (the store's clock, epoch seconds) so callers and
+    tests control time."""
 
-    location: str
+    location: str  # where the store is, as shown to people (a URL without its password)
 
     @abstractmethod
     def close(self) -> None: ...
@@ -84,14 +98,18 @@ class Store(ABC):
         A shared server's clock for a server store (hosts' clocks may disagree)."""
         return time.time()
 
+    @abstractmethod
     def doorbell(self, everything: bool = False):
-        """Something to wait on until work may be there (see store/sqlite/doorbell.py and store/postgres/doorbell.py): `wait(timeout, fds)`,
-        `clear()`, `close()`. `everything`: wake on every change (for a console), not only on
-        new work. None when the store has no way to notify."""
-        return None
+        """Something to wait on until work may be there: `wait(timeout, fds) -> bool` (True when
+        rung), `clear()`, `close()`, and `mechanism` (how it waits, for people). `everything`:
+        ring on every change (for a console), not only on new work (for idle workers)."""
 
     def verify(self) -> None:
         """Check the whole store for damage (slow: reads every page); raise StoreUnusable."""
+
+    def housekeeping(self) -> None:
+        """Tidy what the store keeps for speed (e.g. folding count deltas); workers call it now
+        and then. Cheap, and safe beside any other call."""
 
     # -- config
     @abstractmethod
@@ -115,7 +133,7 @@ class Store(ABC):
     @abstractmethod
     def runs(self, job_id: str) -> list[Run]: ...
     @abstractmethod
-    def output(self, job_id: str, attempt: int | None = None) -> Output: ...
+    def output(self, job_id: str, attempt: int | None = None) -> Output | None: ...
     @abstractmethod
     def status(self, now: float, worker_timeout: float) -> Status: ...
     @abstractmethod
@@ -132,46 +150,58 @@ class Store(ABC):
 
     # -- workers
     @abstractmethod
-    def register_worker(self, worker_id: str, pid: int, host: str, now: float) -> None: ...
+    def register_worker(self, worker_id: str, pid: int, host: str, now: float, *,
+                        started_at: float | None = None) -> Stop:
+        """Record a live worker (again, after its row was removed: `started_at` is when it
+        first started). Returns the stop request that applies to it."""
     @abstractmethod
     def unregister_worker(self, worker_id: str) -> None: ...
     @abstractmethod
     def workers(self) -> list[WorkerInfo]: ...
     @abstractmethod
-    def heartbeat(self, worker_id: str, now: float) -> int:
-        """Record that an idle worker is alive; return its stop request."""
+    def heartbeat(self, worker_id: str, now: float) -> Stop | None:
+        """Record that an idle worker is alive; return the stop request that applies to it
+        (None: it has no row, e.g. removed as stale while it was frozen)."""
     @abstractmethod
-    def request_stop(self, mode: int, worker_ids: Sequence[str] | None = None) -> int: ...
+    def request_stop(self, mode: Stop, worker_ids: Sequence[str] | None = None, *,
+                     now: float | None = None) -> int:
+        """Ask workers to stop; returns how many live rows were told. Without `worker_ids`
+        the request also holds for every worker started before `now` that has no row now
+        (frozen past its lease, its row removed): it stops when it comes back."""
     @abstractmethod
     def claim(self, worker_id: str, *, now: float, lease: float) -> Job | None: ...
     @abstractmethod
-    def renew(self, job: Job, *, now: float, lease: float,
-              head: Sequence[tuple[int, bytes]] = (),
-              tail: tuple[Sequence[tuple[int, bytes]], int] | None = None) -> Control:
+    def renew(self, job: Job, *, now: float, lease: float, head: Chunks = (),
+              tail: Tail | None = None) -> Orders:
         """Extend a running job's lease and store its new output, in one transaction."""
     @abstractmethod
-    def control(self, job: Job) -> Control:
-        """Read (without writing) whether a running job was cancelled, lost, or its worker told to stop."""
+    def orders(self, job: Job) -> Orders:
+        """Read (without writing) whether a running job was cancelled, lost, or its worker
+        told to stop."""
     @abstractmethod
     def finish(self, job: Job, outcome: Outcome, *, now: float, policy: RetryPolicy,
-               head: Sequence[tuple[int, bytes]] = (),
-               tail: tuple[Sequence[tuple[int, bytes]], int] | None = None,
-               claim_next: str | None = None, lease: float = 0.0) -> tuple[bool, Job | None]:
-        """Record a run's end; returns (recorded, next job claimed by `claim_next` or None).
-
-        `recorded` is False when the claim was stale (lease lost): nothing was changed.
-        """
+               head: Chunks = (), tail: Tail | None = None, claim_next: str | None = None,
+               lease: float = 0.0) -> Finished:
+        """Record a run's end (lifecycle.finish_change) and, with `claim_next`, claim that
+        worker's next job in the same transaction."""
     @abstractmethod
-    def rescue(self, *, now: float, policy: RetryPolicy,
-               worker_ids: Sequence[str] | None = None, stale_before: float | None = None,
-               lapsed: Sequence[tuple[str, str]] | None = None) -> list[str]:
-        """Fail running jobs whose lease expired (or whose worker is among `worker_ids`, known
-        dead) as lost attempts; remove those workers' rows, and the rows of workers whose
-        heartbeat is older than `stale_before`. Returns the rescued job ids.
-
-        A lease expired when lease_until < now, unless `lapsed` is given: then exactly those
-        (job id, token) leases are expired, as the caller measured on its monotonic clock
-        (a wall-clock step then neither rescues a healthy job nor delays a rescue)."""
+    def release(self, job: Job, *, now: float) -> bool:
+        """Give back a claimed job that never started: as if it had not been claimed (its try
+        and its run record undone). False when the claim was stale."""
+    @abstractmethod
+    def rescue_dead_workers(self, worker_ids: Sequence[str], *, now: float,
+                            policy: RetryPolicy) -> list[str]:
+        """Rescue (lifecycle.rescue_change) the running jobs of workers known to be dead, and
+        remove those workers' rows. Returns the rescued job ids."""
+    @abstractmethod
+    def rescue_lapsed(self, leases: Sequence[Lease], *, now: float, policy: RetryPolicy,
+                      max_wait: float) -> list[str] | None:
+        """Rescue the jobs whose lease is still exactly as the caller saw it go unrenewed.
+        None, rescuing nothing, when the store could not be written within `max_wait`
+        seconds: whatever kept the caller waiting kept those jobs' renewals waiting too."""
+    @abstractmethod
+    def remove_stale_workers(self, before: float) -> int:
+        """Remove the rows of workers whose last heartbeat is older than `before`."""
     @abstractmethod
     def next_due(self, now: float) -> float | None:
         """When the earliest waiting job becomes eligible (<= now if one already is)."""

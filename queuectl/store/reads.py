@@ -9,7 +9,7 @@ from ..errors import InvalidInput, JobNotFound
 from ..models import Job, Run
 from .base import Output
 from .rows import job_from_row, run_from_row
-from .transitions import JOB_COLUMNS, RUN_COLUMNS
+from .sql import JOB_COLUMNS, RUN_COLUMNS
 
 
 class SharedReads:
@@ -31,7 +31,7 @@ class SharedReads:
     def output(self, job_id: str, attempt: int | None = None) -> Output | None:
         job = self.get(job_id)
         if attempt is None:
-            attempt = job.run_number
+            attempt = job.attempt
             if attempt == 0:
                 return None
         rows = self._read(f"SELECT id, {RUN_COLUMNS} FROM runs WHERE job_id = ? AND attempt = ?",
@@ -39,7 +39,7 @@ class SharedReads:
         if not rows:
             raise InvalidInput(
                 f"job {job_id!r} has no attempt {attempt}"
-                + (f" (it has attempts 1 to {job.run_number})" if job.run_number else
+                + (f" (it has attempts 1 to {job.attempt})" if job.attempt else
                    " (it has not run yet)"))
         run_id, run = rows[0][0], run_from_row(rows[0][1:])
         chunks = self._read("SELECT part, stream, data FROM output WHERE run_id = ? "

@@ -1,4 +1,5 @@
-"""Rows in and out of every store: job/run tuples, enqueue rows, list groups, LIKE patterns."""
+"""Rows in and out of every store: job/run tuples, enqueue rows, list groups, LIKE patterns,
+and a running job's output."""
 
 from __future__ import annotations
 
@@ -6,21 +7,25 @@ from typing import Iterable, Sequence
 
 from ..errors import Conflict
 from ..models import WAITING, Job, JobState, NewJob, Run, new_job_ids
-from .transitions import ORDER_RECENT, ORDER_WAITING
+from .base import Chunks, Tail
+from .sql import ORDER_RECENT, ORDER_WAITING
+
+_JOB_SIZE = len(Job._fields)
+_STATE = Job._fields.index("state")
+_FLAGS = (Job._fields.index("cancelled"), Job._fields.index("cancel_requested"))
 
 
 def job_from_row(row: Sequence) -> Job:
-    return Job(
-        id=row[0], command=row[1], state=JobState(row[2]), priority=row[3], attempts=row[4],
-        max_retries=row[5], timeout=row[6], cwd=row[7], run_at=row[8], created_at=row[9],
-        updated_at=row[10], started_at=row[11], finished_at=row[12], exit_code=row[13],
-        last_error=row[14], worker_id=row[15], lease_until=row[16], cancelled=bool(row[17]),
-        token=row[18], run_number=row[19],
-    )
+    """A Job from a row selected as sql.JOB_COLUMNS (extra columns after them are ignored)."""
+    values = list(row[:_JOB_SIZE])
+    values[_STATE] = JobState(values[_STATE])
+    for index in _FLAGS:
+        values[index] = bool(values[index])
+    return Job._make(values)
 
 
 def run_from_row(row: Sequence) -> Run:
-    return Run(*row)
+    return Run._make(row)
 
 
 def like_pattern(text: str) -> str:
@@ -67,15 +72,14 @@ def list_groups(states: Iterable[JobState] | None) -> list[tuple[list[JobState],
     return groups
 
 
-def store_output(c, job: Job, head: Sequence[tuple[int, bytes]],
-                 tail: tuple[Sequence[tuple[int, bytes]], int] | None) -> None:
+def store_output(c, job: Job, head: Chunks, tail: Tail | None) -> None:
     """Append a running job's new head chunks and replace its tail, inside the caller's
     transaction. `c` is an sqlite3 connection or a PostgreSQL Tx: both take `?` SQL through
     `execute` (returning something with `fetchone`) and `executemany`."""
     if not head and tail is None:
         return
     run_id = c.execute("SELECT id FROM runs WHERE job_id = ? AND attempt = ?",
-                       (job.id, job.run_number)).fetchone()[0]
+                       (job.id, job.attempt)).fetchone()[0]
     insert = "INSERT INTO output (run_id, part, seq, stream, data) VALUES (?, ?, ?, ?, ?)"
     if head:
         start = c.execute("SELECT coalesce(max(seq) + 1, 0) FROM output "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ...errors import StoreUnusable
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 OWNER = "queuectl"
 
 _V1 = """
@@ -124,7 +124,16 @@ CREATE TRIGGER jobs_count_update AFTER UPDATE ON jobs
     FOR EACH STATEMENT EXECUTE FUNCTION count_updated();
 """
 
-MIGRATIONS: dict[int, str] = {1: _V1}
+# 2: as SQLite's schema 2 (store/sqlite/schema.py).
+_V2 = """
+ALTER TABLE jobs ADD COLUMN lease double precision;
+CREATE TABLE stops (
+    mode integer PRIMARY KEY,
+    at   double precision NOT NULL
+);
+"""
+
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2}
 
 
 def _version(tx, schema: str, where: str) -> int:

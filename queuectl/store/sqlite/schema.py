@@ -7,7 +7,7 @@ import sqlite3
 from ...errors import StoreUnusable
 
 APPLICATION_ID = 0x51554531  # "QUE1"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _V1 = """
 CREATE TABLE jobs (
@@ -98,7 +98,18 @@ CREATE TRIGGER jobs_count_update AFTER UPDATE OF state ON jobs WHEN OLD.state <>
 END;
 """
 
-MIGRATIONS: dict[int, str] = {1: _V1}
+# 2: the lease each running claim renews by (a rescuer judges a job by its own claim's lease,
+# not by the rescuer's setting), and store-wide stop requests (they also reach a worker that
+# had no row when the stop was asked: frozen past its lease, it comes back and stops).
+_V2 = """
+ALTER TABLE jobs ADD COLUMN lease REAL;
+CREATE TABLE stops (
+    mode INTEGER PRIMARY KEY,
+    at   REAL NOT NULL
+);
+"""
+
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2}
 
 
 def inspect(conn: sqlite3.Connection, path: str) -> int:

@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from typing import Iterable, Sequence
 
-from ...errors import Conflict, JobNotFound, StoreUnusable
-from ...models import Job, JobState, NewJob, new_job_id
+from ...errors import StoreUnusable
+from ...lifecycle import Outcome, RetryPolicy, finish_change, given_back_state, rescue_change
+from ...models import Job, JobState, NewJob
 from ...sanitize import one_line
-from ..base import Control, Outcome, RetryPolicy, Status, Store, WorkerInfo
-from .doorbell import ring
+from .. import actions
+from ..base import (Chunks, Finished, Lease, Orders, Status, Stop, Store, Tail,
+                    WorkerInfo)
 from ..reads import SharedReads
-from ..rows import (enqueue_rows, job_from_row as _job, job_ids_for, like_pattern, list_groups,
-                   store_output)
+from ..rows import enqueue_rows, job_from_row as _job, like_pattern, list_groups, store_output
+from ..sql import (FINISH_SQL, JOB_COLUMNS, ORDER_WAITING, RELEASE_RUN_SQL, RELEASE_SQL,
+                   APPLY_SQL, RUN_END_SQL, WORKER_STOP, change_params, run_end_params)
 from .conn import open_connection, translated, write
-from ..transitions import (CANCEL_RUNNING_SQL, CANCEL_WAITING_SQL, FINISH_RUN_SQL, FINISH_SQL,
-                          JOB_COLUMNS, ORDER_WAITING, RESCUE_RUN_SQL, RESCUE_SQL,
-                          RETRY_DEAD_RESET, finish_step, rescue_params, rescue_step)
+from .doorbell import ring
 
 _CLAIM = f"""
 UPDATE jobs SET state = 'running', attempts = attempts + 1, runs = runs + 1, worker_id = ?,
-    token = ?, lease_until = ?, started_at = ?, updated_at = ?, finished_at = NULL,
+    token = ?, lease_until = ?, lease = ?, started_at = ?, updated_at = ?, finished_at = NULL,
     exit_code = NULL, cancel = 0
 WHERE seq = (
     SELECT seq FROM jobs INDEXED BY jobs_ready
@@ -33,6 +35,7 @@ RETURNING {JOB_COLUMNS}
 # Waiting jobs are read through their partial indexes, named explicitly: without ANALYZE
 # statistics the planner prefers (state, updated_at) and then sorts every waiting job.
 _FROM_WAITING = "jobs INDEXED BY jobs_ready WHERE state IN ('pending', 'failed') AND"
+_RUNNING_ROW = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ? AND state = 'running' AND token = ?"
 
 
 class SQLiteStore(SharedReads, Store):
@@ -86,29 +89,19 @@ class SQLiteStore(SharedReads, Store):
     # -- enqueue
     def enqueue(self, jobs: Sequence[NewJob], *, now: float, default_max_retries: int,
                 default_cwd: str) -> list[str]:
-        ids = job_ids_for(jobs)
-        given = [j.id for j in jobs if j.id is not None]
-        for _ in range(5):
+        def insert(ids: list[str]) -> None:
             rows = enqueue_rows(ids, jobs, now=now, default_max_retries=default_max_retries,
                                 default_cwd=default_cwd)
-            try:
-                with self._write() as c:
-                    c.executemany(
-                        "INSERT INTO jobs (id, command, state, priority, max_retries, timeout, "
-                        "cwd, run_at, created_at, updated_at) "
-                        "VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)", rows)
-                    c.execute("UPDATE counts SET n = n + ? WHERE state = 'pending'", (len(rows),))
-            except sqlite3.IntegrityError:
-                taken = self._existing(ids)
-                clash = [i for i in given if i in taken]
-                if clash:
-                    raise Conflict(f"job id {clash[0]!r} already exists") from None
-                ids = [new_job_id() if (j.id is None and i in taken) else i
-                       for i, j in zip(ids, jobs)]
-                continue
-            self.ring()
-            return ids
-        raise Conflict("could not generate unique job ids")  # pragma: no cover
+            with self._write() as c:
+                c.executemany(
+                    "INSERT INTO jobs (id, command, state, priority, max_retries, timeout, "
+                    "cwd, run_at, created_at, updated_at) "
+                    "VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)", rows)
+                c.execute("UPDATE counts SET n = n + ? WHERE state = 'pending'", (len(rows),))
+
+        ids = actions.enqueue_with_fresh_ids(jobs, insert, self._existing, sqlite3.IntegrityError)
+        self.ring()
+        return ids
 
     def _existing(self, ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
@@ -125,9 +118,8 @@ class SQLiteStore(SharedReads, Store):
         if text:
             where_text = " AND (id LIKE ? ESCAPE '\\' OR command LIKE ? ESCAPE '\\')"
             params_text = [like_pattern(text)] * 2
-        groups = list_groups(states)
         out: list[Job] = []
-        for group, order in groups:
+        for group, order in list_groups(states):
             remaining = -1 if limit is None else limit - len(out)
             if remaining == 0:
                 break
@@ -164,30 +156,9 @@ class SQLiteStore(SharedReads, Store):
         return rows[0][0] if rows else None
 
     # -- people's actions
-    def _check_ids(self, c: sqlite3.Connection, ids: Sequence[str]) -> dict[str, JobState]:
-        states: dict[str, JobState] = {}
-        for job_id in ids:
-            row = c.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            if row is None:
-                raise JobNotFound(f"no job with id {job_id!r}")
-            states[job_id] = JobState(row[0])
-        return states
-
     def retry_dead(self, ids: Sequence[str] | None, *, now: float) -> list[str]:
-        reset = RETRY_DEAD_RESET
         with self._write() as c:
-            if ids is None:
-                done = [r[0] for r in c.execute(
-                    f"UPDATE jobs SET {reset} WHERE state = 'dead' RETURNING id", (now, now))]
-            else:
-                ids = list(dict.fromkeys(ids))
-                for job_id, state in self._check_ids(c, ids).items():
-                    if state is not JobState.DEAD:
-                        raise Conflict(f"job {job_id!r} is {state.value}, not dead; only dead jobs can be retried")
-                for job_id in ids:
-                    c.execute(f"UPDATE jobs SET {reset} WHERE id = ? AND state = 'dead'",
-                              (now, now, job_id))
-                done = list(ids)
+            done = actions.retry_dead(c, ids, now)
         if done:
             self.ring()
         return done
@@ -214,62 +185,65 @@ class SQLiteStore(SharedReads, Store):
                                      [s.value for s in states] + [before])
 
     def cancel(self, ids: Sequence[str], *, now: float) -> dict[str, str]:
-        result: dict[str, str] = {}
         with self._write() as c:
-            ids = list(dict.fromkeys(ids))
-            for job_id, state in self._check_ids(c, ids).items():
-                if state in (JobState.COMPLETED, JobState.DEAD):
-                    raise Conflict(f"job {job_id!r} is already {state.value}; nothing to cancel")
-            for job_id in ids:
-                cur = c.execute(CANCEL_WAITING_SQL, (now, now, job_id))
-                if cur.rowcount:
-                    result[job_id] = "cancelled"
-                else:
-                    c.execute(CANCEL_RUNNING_SQL, (job_id,))
-                    result[job_id] = "cancelling"
+            result = actions.cancel(c, ids, now)
         self.ring()
         return result
 
     # -- workers
-    def register_worker(self, worker_id: str, pid: int, host: str, now: float) -> None:
+    def register_worker(self, worker_id: str, pid: int, host: str, now: float, *,
+                        started_at: float | None = None) -> Stop:
         with self._write() as c:
             c.execute("INSERT OR REPLACE INTO workers (id, pid, host, started_at, heartbeat_at) "
-                      "VALUES (?, ?, ?, ?, ?)", (worker_id, pid, host, now, now))
+                      "VALUES (?, ?, ?, ?, ?)", (worker_id, pid, host, started_at or now, now))
+            row = c.execute(f"SELECT {WORKER_STOP} FROM workers w WHERE id = ?",
+                            (worker_id,)).fetchone()
+        return Stop(row[0])
 
     def unregister_worker(self, worker_id: str) -> None:
         with self._write() as c:
             c.execute("DELETE FROM workers WHERE id = ?", (worker_id,))
 
     def workers(self) -> list[WorkerInfo]:
-        rows = self._read("SELECT id, pid, host, started_at, heartbeat_at, job_id, stop "
-                          "FROM workers ORDER BY started_at, id")
-        return [WorkerInfo(*r) for r in rows]
+        rows = self._read("SELECT id, pid, host, started_at, heartbeat_at, job_id, "
+                          f"{WORKER_STOP} FROM workers w ORDER BY started_at, id")
+        return [WorkerInfo(*r[:-1], Stop(r[-1])) for r in rows]
 
-    def heartbeat(self, worker_id: str, now: float) -> int | None:
+    def heartbeat(self, worker_id: str, now: float) -> Stop | None:
         with self._write() as c:
-            row = c.execute("UPDATE workers SET heartbeat_at = ? WHERE id = ? RETURNING stop",
-                            (now, worker_id)).fetchone()
-        return None if row is None else row[0]
+            c.execute("UPDATE workers SET heartbeat_at = ? WHERE id = ?", (now, worker_id))
+            row = c.execute(f"SELECT {WORKER_STOP} FROM workers w WHERE id = ?",
+                            (worker_id,)).fetchone()
+        return None if row is None else Stop(row[0])
 
-    def request_stop(self, mode: int, worker_ids: Sequence[str] | None = None) -> int:
+    def request_stop(self, mode: Stop, worker_ids: Sequence[str] | None = None, *,
+                     now: float | None = None) -> int:
         with self._write() as c:
             if worker_ids is None:
-                n = c.execute("UPDATE workers SET stop = max(stop, ?)", (mode,)).rowcount
+                n = c.execute("UPDATE workers SET stop = max(stop, ?)", (int(mode),)).rowcount
+                c.execute("INSERT INTO stops (mode, at) VALUES (?, ?) ON CONFLICT (mode) "
+                          "DO UPDATE SET at = excluded.at",
+                          (int(mode), self.now() if now is None else now))
             else:
                 n = sum(c.execute("UPDATE workers SET stop = max(stop, ?) WHERE id = ?",
-                                  (mode, w)).rowcount for w in worker_ids)
+                                  (int(mode), w)).rowcount for w in worker_ids)
         self.ring()
         return n
 
+    def remove_stale_workers(self, before: float) -> int:
+        with self._write() as c:
+            return c.execute("DELETE FROM workers WHERE heartbeat_at < ?", (before,)).rowcount
+
+    # -- running jobs
     def _claim(self, c: sqlite3.Connection, worker_id: str, now: float, lease: float) -> Job | None:
         token = os.urandom(8).hex()
-        row = c.execute(_CLAIM, (worker_id, token, now + lease, now, now, now)).fetchone()
+        row = c.execute(_CLAIM, (worker_id, token, now + lease, lease, now, now, now)).fetchone()
         if row is None:
             return None
         job = _job(row)
         c.execute("INSERT INTO runs (job_id, attempt, started_at, worker, host) "
                   "VALUES (?, ?, ?, ?, (SELECT host FROM workers WHERE id = ?))",
-                  (job.id, job.run_number, now, worker_id, worker_id))
+                  (job.id, job.attempt, now, worker_id, worker_id))
         c.execute("UPDATE workers SET job_id = ?, heartbeat_at = ? WHERE id = ?",
                   (job.id, now, worker_id))
         return job
@@ -278,80 +252,104 @@ class SQLiteStore(SharedReads, Store):
         with self._write() as c:
             return self._claim(c, worker_id, now, lease)
 
-    def renew(self, job: Job, *, now: float, lease: float,
-              head: Sequence[tuple[int, bytes]] = (),
-              tail: tuple[Sequence[tuple[int, bytes]], int] | None = None) -> Control:
+    def renew(self, job: Job, *, now: float, lease: float, head: Chunks = (),
+              tail: Tail | None = None) -> Orders:
         with self._write() as c:
-            row = c.execute("UPDATE jobs SET lease_until = ? "
+            row = c.execute("UPDATE jobs SET lease_until = ?, lease = ? "
                             "WHERE id = ? AND state = 'running' AND token = ? RETURNING cancel",
-                            (now + lease, job.id, job.token)).fetchone()
+                            (now + lease, lease, job.id, job.token)).fetchone()
             if row is None:
-                return Control(lease_lost=True, cancel=False, stop=0)
+                return Orders(lease_lost=True, cancel=False, stop=Stop.NONE)
             store_output(c, job, head, tail)
-            w = c.execute("UPDATE workers SET heartbeat_at = ? WHERE id = ? RETURNING stop",
-                          (now, job.worker_id)).fetchone()
-        return Control(lease_lost=False, cancel=bool(row[0]), stop=w[0] if w else 0)
+            c.execute("UPDATE workers SET heartbeat_at = ? WHERE id = ?", (now, job.worker_id))
+            w = c.execute(f"SELECT {WORKER_STOP} FROM workers w WHERE id = ?",
+                          (job.worker_id,)).fetchone()
+        return Orders(lease_lost=False, cancel=bool(row[0]), stop=Stop(w[0] if w else 0))
 
-    def control(self, job: Job) -> Control:
-        rows = self._read("SELECT j.cancel, j.state = 'running' AND j.token IS ?, "
-                          "(SELECT stop FROM workers WHERE id = ?) FROM jobs j WHERE j.id = ?",
-                          (job.token, job.worker_id, job.id))
+    def orders(self, job: Job) -> Orders:
+        rows = self._read(f"SELECT j.cancel, j.state = 'running' AND j.token IS ?, "
+                          f"(SELECT {WORKER_STOP} FROM workers w WHERE w.id = ?) "
+                          "FROM jobs j WHERE j.id = ?", (job.token, job.worker_id, job.id))
         if not rows or not rows[0][1]:
-            return Control(lease_lost=True, cancel=False, stop=0)
-        return Control(lease_lost=False, cancel=bool(rows[0][0]), stop=rows[0][2] or 0)
+            return Orders(lease_lost=True, cancel=False, stop=Stop.NONE)
+        return Orders(lease_lost=False, cancel=bool(rows[0][0]), stop=Stop(rows[0][2] or 0))
 
     def finish(self, job: Job, outcome: Outcome, *, now: float, policy: RetryPolicy,
-               head: Sequence[tuple[int, bytes]] = (),
-               tail: tuple[Sequence[tuple[int, bytes]], int] | None = None,
-               claim_next: str | None = None, lease: float = 0.0) -> tuple[bool, Job | None]:
-        step = finish_step(job, outcome, now, policy)
+               head: Chunks = (), tail: Tail | None = None, claim_next: str | None = None,
+               lease: float = 0.0) -> Finished:
+        change = finish_change(job, outcome, now=now, policy=policy,
+                               cancel_requested=job.cancel_requested)
         with self._write() as c:
-            cur = c.execute(FINISH_SQL.format(assignments=step.assignments),
-                            step.params + [now, job.id, job.token])
-            if cur.rowcount != 1:
-                return False, None  # stale claim: the guarded UPDATE changed nothing
+            guard = [job.id, job.token, int(job.cancel_requested)]
+            if c.execute(FINISH_SQL, change_params(change, now) + guard).rowcount != 1:
+                row = c.execute(_RUNNING_ROW, (job.id, job.token)).fetchone()
+                if row is None:
+                    return Finished(False, None, None)  # stale claim: nothing changed
+                # Cancelled since the worker last looked: decide again with the row's flag.
+                change = finish_change(job, outcome, now=now, policy=policy,
+                                       cancel_requested=_job(row).cancel_requested)
+                c.execute(APPLY_SQL, change_params(change, now) + guard[:2])
             store_output(c, job, head, tail)
-            c.execute(FINISH_RUN_SQL, (now, outcome.exit_code, outcome.signal, step.run_outcome,
-                                       outcome.error, job.id, job.run_number))
+            c.execute(RUN_END_SQL, run_end_params(job, change, now, outcome.signal))
             nxt = self._claim(c, claim_next, now, lease) if claim_next else None
             if nxt is None or claim_next != job.worker_id:  # else the claim updated the row
                 c.execute("UPDATE workers SET job_id = NULL, heartbeat_at = ? WHERE id = ?",
                           (now, job.worker_id))
-        if step.wakes_workers:
+        if change.wakes_workers:
             self.ring()
-        return True, nxt
+        return Finished(True, change.state, nxt)
 
-    def rescue(self, *, now: float, policy: RetryPolicy,
-               worker_ids: Sequence[str] | None = None, stale_before: float | None = None,
-               lapsed: Sequence[tuple[str, str]] | None = None) -> list[str]:
-        dead_workers = list(worker_ids or ())
-        rescued: list[str] = []
+    def release(self, job: Job, *, now: float) -> bool:
         with self._write() as c:
-            marks = ",".join("?" * len(dead_workers))
-            by_worker = f" OR worker_id IN ({marks})" if dead_workers else ""
-            by_lease, params = ("lease_until < ?", [now]) if lapsed is None else ("0", [])
-            rows = c.execute(
-                f"SELECT {JOB_COLUMNS}, rescues, cancel FROM jobs WHERE state = 'running' "
-                f"AND ({by_lease}{by_worker})", params + dead_workers).fetchall()
-            found = {row[0] for row in rows}
-            for job_id, token in lapsed or ():
-                row = c.execute(f"SELECT {JOB_COLUMNS}, rescues, cancel FROM jobs "
-                                "WHERE id = ? AND state = 'running' AND token = ?",
-                                (job_id, token)).fetchone()
-                if row is not None and row[0] not in found:
-                    rows.append(row)
-                    found.add(row[0])
-            for row in rows:
-                job, rescues, cancel = _job(row[:-2]), row[-2] + 1, bool(row[-1])
-                step = rescue_step(job, rescues, cancel, dead_workers, now, policy)
-                c.execute(RESCUE_SQL, rescue_params(job, step, rescues, cancel, now))
-                c.execute(RESCUE_RUN_SQL, (now, step.run_error, job.id, job.run_number))
+            done = c.execute(RELEASE_SQL, (given_back_state(job).value, now, job.id,
+                                           job.token)).rowcount == 1
+            if done:
+                c.execute(RELEASE_RUN_SQL, (job.id, job.attempt))
+                c.execute("UPDATE workers SET job_id = NULL WHERE id = ? AND job_id = ?",
+                          (job.worker_id, job.id))
+        if done:
+            self.ring()
+        return done
+
+    def _rescue_rows(self, c: sqlite3.Connection, rows: list, died: set[str], now: float,
+                     policy: RetryPolicy) -> list[str]:
+        rescued = []
+        for row in rows:
+            job = _job(row)
+            change = rescue_change(job, died=job.worker_id in died, now=now, policy=policy,
+                                   cancel_requested=job.cancel_requested)
+            if c.execute(APPLY_SQL, change_params(change, now) + [job.id, job.token]).rowcount:
+                c.execute(RUN_END_SQL, run_end_params(job, change, now))
                 rescued.append(job.id)
-            if dead_workers:
-                c.execute(f"DELETE FROM workers WHERE id IN ({marks})", dead_workers)
-            if stale_before is not None:
-                c.execute("DELETE FROM workers WHERE heartbeat_at < ?",
-                          (stale_before,))
+        return rescued
+
+    def rescue_dead_workers(self, worker_ids: Sequence[str], *, now: float,
+                            policy: RetryPolicy) -> list[str]:
+        dead = list(dict.fromkeys(worker_ids))
+        if not dead:
+            return []
+        marks = ",".join("?" * len(dead))
+        with self._write() as c:
+            rows = c.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'running' "
+                             f"AND worker_id IN ({marks}) ORDER BY seq", dead).fetchall()
+            rescued = self._rescue_rows(c, rows, set(dead), now, policy)
+            c.execute(f"DELETE FROM workers WHERE id IN ({marks})", dead)
+        if rescued:
+            self.ring()
+        return rescued
+
+    def rescue_lapsed(self, leases: Sequence[Lease], *, now: float, policy: RetryPolicy,
+                      max_wait: float) -> list[str] | None:
+        if not leases:
+            return []
+        asked = time.monotonic()
+        with self._write() as c:
+            if time.monotonic() - asked > max_wait:
+                return None  # the write lock was held: renewals were waiting for it too
+            rows = [row for lease in leases for row in c.execute(
+                _RUNNING_ROW + " AND lease_until = ?",
+                (lease.job_id, lease.token, lease.lease_until)).fetchall()]
+            rescued = self._rescue_rows(c, rows, set(), now, policy)
         if rescued:
             self.ring()
         return rescued
