@@ -106,6 +106,57 @@ def test_store_location_from_queuectl_db_environment_and_db_flag_wins(tmp_path):
     assert list(stored(flag_db)) == ["f1"] and list(stored(env_db)) == ["e1"]
 
 
+@pytest.mark.parametrize("where", ["before", "after", "after="])
+@pytest.mark.parametrize("args", [
+    ["init"], ["status"], ["list"], ["dlq", "list"], ["config", "list"], ["worker", "list"],
+], ids=" ".join)
+def test_db_is_accepted_before_and_after_the_command(tmp_path, args, where):
+    db = tmp_path / "store.db"
+    seed(db, {"id": "there", "command": "true"})
+    argv = {"before": ["--db", str(db), *args], "after": [*args, "--db", str(db)],
+            "after=": [*args, f"--db={db}"]}[where]
+    json_flag = [] if args == ["init"] else ["--json"]
+    code, out, err = run_cli(*argv, *json_flag, env={"QUEUECTL_DB": str(tmp_path / "other.db")})
+    assert code == 0, err
+    if args == ["list"]:
+        assert [j["id"] for j in json.loads(out)] == ["there"]
+    elif args == ["status"]:
+        assert json.loads(out)["store"] == str(db)
+    assert not (tmp_path / "other.db").exists()
+
+
+def test_db_between_a_group_and_its_command(tmp_path):
+    db = tmp_path / "store.db"
+    seed(db, {"id": "there", "command": "true"})
+    assert ok("config", "--db", str(db), "get", "workers") == "2\n"
+    assert ok("worker", f"--db={db}", "list", "--json") == "[]\n"
+
+
+def test_ui_takes_db_after_the_command(tmp_path):
+    db = tmp_path / "store.db"
+    seed(db, {"id": "there", "command": "true"})
+    assert_error(run_cli("ui", "--db", str(db), "--workers", "0"), 2, "needs a terminal")
+
+
+def test_db_given_twice_must_name_one_store(tmp_path):
+    a, b = tmp_path / "a.db", tmp_path / "b.db"
+    assert_error(run_cli("--db", str(a), "enqueue", "-c", "true", "--db", str(b)), 2,
+                 "--db given twice")
+    assert not a.exists() and not b.exists()
+    assert ok("--db", str(a), "enqueue", "-c", "true", "--id", "same", "--db", str(a)) == "same\n"
+
+
+@pytest.mark.parametrize("argv, name", [
+    (["status"], "status"), (["--db", "x.db", "status"], "status"),
+    (["--db=x.db", "worker", "list"], "worker"), (["list", "--db", "x.db"], "list"),
+    (["--debug", "--db", "enqueue", "enqueue"], "enqueue"), (["--db", "x.db"], None), ([], None),
+])
+def test_command_name_skips_db_wherever_it_is(argv, name):
+    from queuectl.cli.commands import command_name
+
+    assert command_name(argv) == name
+
+
 # -- enqueue ----------------------------------------------------------------------------------
 
 def test_readme_seed_example(db, tmp_path):
@@ -536,6 +587,7 @@ def test_help_on_every_command(tmp_path):
     for path, (code, out, err) in result.items():
         assert code == 0 and err == "", path
         assert out.lstrip().startswith("Usage: queuectl" + (" " + path if path else "")), path
+        assert "--db" in out, path  # every command and group takes --db
     assert not db.exists()  # help never opens the store
     assert run_cli("show", "-h", db=db)[1].lstrip().startswith("Usage: queuectl show")
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 
 import typer
 
-from ..cli.app import GLOBALS, app
+from ..cli.app import app, location
 from ..store import is_url
 
 
@@ -29,8 +28,7 @@ HELP = (
 
 def server_url() -> str | None:
     """The PostgreSQL URL to measure on (--db, else QUEUECTL_DB), or None for SQLite."""
-    given = GLOBALS.db if GLOBALS.db is not None else os.environ.get("QUEUECTL_DB", "")
-    given = given.strip()
+    given = location().strip()
     return given if is_url(given) else None
 
 

@@ -27,31 +27,52 @@ app.add_typer(config_app, name="config")
 app.add_typer(worker_app, name="worker")
 
 
-class Globals:
-    """The global options of this invocation."""
+DB_HELP = ("The store: an SQLite file path, or postgresql://user@host/db[?schema=NAME] "
+           "(default: queuectl.db in your data directory; env QUEUECTL_DB). Accepted before "
+           "or after any command.")
+
+
+class _Chosen:
+    """The --db of this invocation (None when not given), wherever on the line it was given."""
 
     db: str | None = None
 
 
-GLOBALS = Globals()
+_chosen = _Chosen()
+
+
+def _take_db(ctx, param, value: str | None) -> None:
+    if value is None or ctx.resilient_parsing:
+        return
+    if _chosen.db is not None and value != _chosen.db:
+        raise InvalidInput(f"--db given twice, with different stores ({_chosen.db!r} and {value!r})")
+    _chosen.db = value
+
+
+def _accept_db(command) -> None:
+    """Give `command` and every command under it a --db option (the root's and a
+    subcommand's are the same setting)."""
+    from typer.core import TyperOption
+
+    command.params.append(TyperOption(param_decls=["--db"], metavar="PATH|URL", default=None,
+                                      callback=_take_db, expose_value=False, help=DB_HELP))
+    for sub in getattr(command, "commands", {}).values():
+        _accept_db(sub)
 
 
 @app.callback()
 def _global_options(
-    db: Optional[str] = typer.Option(
-        None, "--db", metavar="PATH|URL",
-        help="The store: an SQLite file path, or postgresql://user@host/db[?schema=NAME] "
-             "(default: queuectl.db in your data directory; env QUEUECTL_DB).",
-        show_default=False),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
 ) -> None:
-    GLOBALS.db = db  # --debug is read from argv by main(), before any command runs
+    """--debug is read from argv by main(), before any command runs; --db by `_take_db`."""
 
 
 def location() -> str:
-    if GLOBALS.db is not None and not GLOBALS.db.strip():
+    """The store this invocation uses: --db (before or after the command), else QUEUECTL_DB,
+    else the per-user default."""
+    if _chosen.db is not None and not _chosen.db.strip():
         raise InvalidInput("--db: the store location is empty")
-    return resolve_location(GLOBALS.db)
+    return resolve_location(_chosen.db)
 
 
 def store(durability: str = "full"):
@@ -77,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
 
     load(args)  # registers the commands this invocation can reach
 
+    _chosen.db = None
     command = typer.main.get_command(app)
+    _accept_db(command)
     debug = "--debug" in args
     try:
         # Without standalone mode, Click returns the code of a `typer.Exit` a command raised.
