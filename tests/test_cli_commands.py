@@ -465,6 +465,7 @@ def test_dlq_purge_yes(copy):
 # -- config -----------------------------------------------------------------------------------
 
 def test_config_list_get_set_unset(db):
+    ok("init", db=db)
     code, out, err = run_cli("config", "list", "--json", db=db)
     assert code == 0 and err == ""
     listed = json.loads(out)

@@ -75,9 +75,14 @@ def location() -> str:
     return resolve_location(_chosen.db)
 
 
-def store(durability: str = "full"):
-    """Open the store named by --db / QUEUECTL_DB / the default (creating it if needed)."""
-    return open_store(location(), durability=durability)
+def store(durability: str = "full", *, create: bool):
+    """Open the store named by --db / QUEUECTL_DB / the default.
+
+    Commands that put something in the store pass `create=True` (a missing store is created);
+    the others pass False, so a mistyped --db or QUEUECTL_DB is an error (StoreMissing) instead
+    of a new, empty store. The per-user default store is created on first use either way."""
+    named = _chosen.db is not None or bool(os.environ.get("QUEUECTL_DB"))
+    return open_store(location(), durability=durability, create=create or not named)
 
 
 def fail(message: str, code: int = 1) -> "typer.Exit":

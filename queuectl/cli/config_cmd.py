@@ -16,7 +16,7 @@ def _show(value: object) -> str:
 @config_app.command("list")
 def config_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Every setting with its value and where the value comes from."""
-    settings, sources = config.resolve(store().config_items())
+    settings, sources = config.resolve(store(create=False).config_items())
     values = {k: getattr(settings, k.replace("-", "_")) for k in config.KEYS}
     if as_json:
         emit_json({k: {"value": v, "source": sources[k]} for k, v in values.items()})
@@ -29,7 +29,7 @@ def config_list(as_json: bool = typer.Option(False, "--json", help="Print JSON."
 def config_get(key: str = typer.Argument(..., help="A setting's name.")) -> None:
     """Print one setting's effective value."""
     name = config.check_key(key).name
-    settings, _ = config.resolve(store().config_items())
+    settings, _ = config.resolve(store(create=False).config_items())
     print(_show(getattr(settings, name.replace("-", "_"))))
 
 
@@ -37,11 +37,11 @@ def config_get(key: str = typer.Argument(..., help="A setting's name.")) -> None
 def config_set(key: str = typer.Argument(...), value: str = typer.Argument(...)) -> None:
     """Store a setting (validated first) for every command and worker using this store."""
     name = config.validate(key, value)
-    store().config_set(name, value.strip())
+    store(create=True).config_set(name, value.strip())
 
 
 @config_app.command("unset")
 def config_unset(key: str = typer.Argument(...)) -> None:
     """Go back to the default for a setting."""
     name = config.check_key(key).name
-    store().config_unset(name)
+    store(create=False).config_unset(name)

@@ -21,7 +21,7 @@ LARGE_INPUT = 20_000
 @app.command()
 def init() -> None:
     """Create the store, or upgrade it to this version's schema, and check it (safe to repeat)."""
-    s = store()
+    s = store(create=True)
     s.verify()
     print(s.location)
 
@@ -84,7 +84,7 @@ def enqueue(
         jobs = [parse_spec_json(spec)]
     else:
         jobs = [validate_spec(given)]
-    s = store()
+    s = store(create=True)
     defaults = settings(s)
     ids = s.enqueue(jobs, now=s.now(), default_max_retries=defaults.max_retries,
                     default_cwd=_cwd())
@@ -108,7 +108,7 @@ def list_jobs(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON array."),
 ) -> None:
     """List jobs: waiting ones in the order they will run, the others newest first."""
-    s = store()
+    s = store(create=False)
     jobs = s.list_jobs(_states(state), limit=limit, text=search)
     if as_json:
         emit_json([job_json(j) for j in jobs])
@@ -121,7 +121,7 @@ def list_jobs(
 @app.command()
 def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Counts per state, live workers, the oldest waiting job's age, recent throughput."""
-    s = store()
+    s = store(create=False)
     cfg = settings(s)
     now = s.now()
     st = s.status(now, worker_timeout=cfg.lease * 2)
@@ -149,7 +149,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
 def show(job_id: str = typer.Argument(..., metavar="ID", help="The job's id."),
          as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Everything about one job, with one entry per attempt."""
-    s = store()
+    s = store(create=False)
     job = s.get(job_id)
     runs = s.runs(job_id)
     if as_json:
@@ -180,13 +180,13 @@ def logs(
     """A run's output: stdout to stdout, stderr to stderr."""
     from .logfollow import print_output
 
-    print_output(store(), job_id, attempt, follow=follow, raw=raw)
+    print_output(store(create=False), job_id, attempt, follow=follow, raw=raw)
 
 
 @app.command()
 def cancel(job_ids: List[str] = typer.Argument(..., metavar="ID...", help="Job ids.")) -> None:
     """Cancel jobs: waiting ones go to the DLQ, running ones are killed (then go to the DLQ)."""
-    s = store()
+    s = store(create=False)
     result = s.cancel(job_ids, now=s.now())
     for job_id, what in result.items():
         print(f"{job_id}\t{what}")
@@ -203,6 +203,6 @@ def prune(
     bad = [s.value for s in states if s not in (JobState.COMPLETED, JobState.DEAD)]
     if bad:
         raise InvalidInput(f"prune deletes only completed or dead jobs, not {bad[0]}")
-    s = store()
+    s = store(create=False)
     n = s.prune(before=s.now() - age, states=states)
     print(f"pruned {n} job{'s' if n != 1 else ''}")

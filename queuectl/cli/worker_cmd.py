@@ -26,7 +26,7 @@ def worker_start(
     """Run workers in the foreground. Ctrl+C: finish running jobs, then exit; twice: kill them."""
     from ..pool import Pool, log_to_stderr
 
-    s = store()
+    s = store(create=True)
     n = count if count is not None else max(1, settings(s).workers)
     s.close()
     pool = Pool(location(), n, burst=burst, log=log_to_stderr)
@@ -44,7 +44,7 @@ def worker_stop(
 ) -> None:
     """Ask every worker using this store to stop, and wait until they have."""
     limit = parse_duration(timeout, "--timeout") if timeout is not None else None
-    s = store()
+    s = store(create=False)
     n = s.request_stop(STOP_COLD if force else STOP_WARM)
     if n == 0:
         print("no workers are running on this store", file=sys.stderr)
@@ -67,7 +67,7 @@ def worker_stop(
 @worker_app.command("list")
 def worker_list(as_json: bool = typer.Option(False, "--json", help="Print a JSON array.")) -> None:
     """Live workers: id, pid, host, started, last heartbeat, current job."""
-    s = store()
+    s = store(create=False)
     now = s.now()
     lease = settings(s).lease
     live = [w for w in s.workers() if w.heartbeat_at >= now - 2 * lease]

@@ -35,11 +35,40 @@ def display_location(location: str) -> str:
     return location
 
 
-def open_store(location: str, *, durability: str = "full") -> Store:
+def open_store(location: str, *, durability: str = "full", create: bool = True) -> Store:
+    """The store at `location`. With `create` (for commands that write), a missing store is
+    created (the SQLite file and its directory, or the PostgreSQL schema); without it (for
+    commands that only read) nothing is created and a missing store is StoreMissing."""
     if is_url(location):
         from .postgres import PostgresStore
 
+        if not create:
+            _require_postgres(location, durability)
         return PostgresStore(location, durability=durability)
     from .sqlite import SQLiteStore
 
-    return SQLiteStore(location, durability=durability)
+    if create:
+        return SQLiteStore(location, durability=durability)
+    from .sqlite.conn import open_connection
+
+    # The stores' constructors always create; a first connection that may not checks the file
+    # (and stays open meanwhile, so the WAL is not checkpointed and removed in between).
+    probe = open_connection(os.path.abspath(os.path.expanduser(location)),
+                            durability=durability, create=False)
+    try:
+        return SQLiteStore(location, durability=durability)
+    finally:
+        probe.close()
+
+
+def _require_postgres(location: str, durability: str) -> None:
+    """Refuse a PostgreSQL location whose schema does not exist (creating nothing)."""
+    from .postgres.conn import PgConnection, parse_location
+    from .postgres.schema import ensure_schema
+
+    pg = parse_location(location)
+    probe = PgConnection(pg, synchronous=durability == "full")
+    try:
+        ensure_schema(probe, pg.schema, pg.display, create=False)
+    finally:
+        probe.close()
