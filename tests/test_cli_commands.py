@@ -594,7 +594,8 @@ def test_help_on_every_command(tmp_path):
 
 
 @pytest.mark.parametrize("args", [
-    ["list"], ["status"], ["show", "c2"], ["dlq", "list"], ["config", "list"], ["worker", "list"],
+    ["list"], ["status"], ["show", "c2"], ["logs", "c2"], ["dlq", "list"], ["config", "list"],
+    ["worker", "list"],
 ], ids=" ".join)
 def test_read_commands_print_only_json_with_json(finished, args):
     code, out, err = run_cli(*args, "--json", db=finished)

@@ -174,13 +174,19 @@ def show(job_id: str = typer.Argument(..., metavar="ID", help="The job's id."),
 def logs(
     job_id: str = typer.Argument(..., metavar="ID", help="The job's id."),
     attempt: Optional[int] = typer.Option(None, "--attempt", "-a", min=1, max=2**31 - 1, help="Which attempt (default: the latest)."),
-    follow: bool = typer.Option(False, "--follow", "-F", help="Keep printing while the job runs."),
-    raw: bool = typer.Option(False, "--raw", help="Exact bytes even on a terminal."),
+    follow: bool = typer.Option(False, "--follow", "-f", "-F", help="Keep printing while the job runs."),
+    raw: bool = typer.Option(False, "--raw", help="Exact bytes even on a terminal (with --json: base64)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the run and its output as one JSON object."),
 ) -> None:
     """A run's output: stdout to stdout, stderr to stderr."""
-    from .logfollow import print_output
+    if as_json and follow:
+        raise InvalidInput("--json prints a run's output once; it does not take --follow")
+    from .logfollow import output_json, print_output
 
-    print_output(store(create=False), job_id, attempt, follow=follow, raw=raw)
+    if as_json:
+        emit_json(output_json(store(create=False), job_id, attempt, raw=raw))
+    else:
+        print_output(store(create=False), job_id, attempt, follow=follow, raw=raw)
 
 
 @app.command()

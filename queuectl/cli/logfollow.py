@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import codecs
 import sys
 import time
+from typing import Any
 
 from ..logview import Piece, pieces
 from ..models import JobState
 from ..sanitize import clean
 from ..store.base import Store
+from .render import run_json
 
 FOLLOW_INTERVAL = 0.2
 
@@ -95,3 +98,47 @@ def print_output(store: Store, job_id: str, attempt: int | None, *, follow: bool
             output = store.output(job_id, output.run.attempt)
     finally:
         writer.close()
+
+
+STREAM_NAMES = {1: "stdout", 2: "stderr"}
+
+
+def output_json(store: Store, job_id: str, attempt: int | None, *, raw: bool) -> dict[str, Any]:
+    """A run's metadata and its whole output as one JSON-ready document. `output` holds, in
+    order, {"stream": "stdout"|"stderr", "text": ...} (UTF-8 decoded across chunks, invalid
+    bytes as U+FFFD; with `raw`, "base64" of the exact bytes instead) and {"stream": "cut",
+    "bytes": N} where the output limit cut N bytes."""
+    output = store.output(job_id, attempt)
+    if output is None:  # the job has not run yet
+        return {"id": job_id, "attempt": None, "run": None, "output": []}
+    entries: list[dict[str, Any]] = []
+    decoders = {n: codecs.getincrementaldecoder("utf-8")(errors="replace") for n in STREAM_NAMES}
+
+    def add(stream: int, data: bytes | str) -> None:
+        name = STREAM_NAMES[stream]
+        if entries and entries[-1]["stream"] == name:
+            entries[-1]["data"] += data
+        elif data:
+            entries.append({"stream": name, "data": data})
+
+    def flush() -> None:
+        for number, decoder in decoders.items():
+            add(number, decoder.decode(b"", final=True))
+            decoder.reset()
+
+    for piece in pieces(output)[0]:
+        if piece.stream == 0:
+            if not raw:
+                flush()
+            entries.append({"stream": "cut", "bytes": piece.skipped})
+        else:
+            add(piece.stream, piece.data if raw else decoders[piece.stream].decode(piece.data))
+    if not raw:
+        flush()
+    for entry in entries:
+        if "data" in entry:
+            data = entry.pop("data")
+            entry["base64" if raw else "text"] = (
+                base64.b64encode(data).decode("ascii") if raw else data)
+    return {"id": job_id, "attempt": output.run.attempt, "run": run_json(output.run),
+            "output": entries}
