@@ -553,6 +553,13 @@ def test_running_job_via_processing_alias_then_cancelled(db):
             worker.wait()
 
 
+def test_version(tmp_path):
+    from importlib.metadata import version
+
+    assert run_cli("--version", cwd=tmp_path) == (0, f"queuectl {version('queuectl')}\n", "")
+    assert os.listdir(tmp_path) == []
+
+
 # -- every command has --help, every read command --json --------------------------------------
 
 HELP_PATHS = [

@@ -60,9 +60,19 @@ def _accept_db(command) -> None:
         _accept_db(sub)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        print(f"queuectl {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _global_options(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                 help="Print queuectl's version and exit."),
 ) -> None:
     """--debug is read from argv by main(), before any command runs; --db by `_take_db`."""
 
