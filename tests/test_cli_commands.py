@@ -566,7 +566,7 @@ HELP_PATHS = [
     [], ["init"], ["enqueue"], ["list"], ["status"], ["show"], ["logs"], ["cancel"], ["prune"],
     ["dlq"], ["dlq", "list"], ["dlq", "retry"], ["dlq", "purge"],
     ["config"], ["config", "list"], ["config", "get"], ["config", "set"], ["config", "unset"],
-    ["worker"], ["worker", "start"], ["worker", "stop"], ["worker", "list"],
+    ["worker"], ["worker", "start"], ["worker", "stop"], ["worker", "list"], ["completion"],
 ]
 
 
@@ -608,3 +608,43 @@ def test_read_commands_print_only_json_with_json(finished, args):
     code, out, err = run_cli(*args, "--json", db=finished)
     assert code == 0 and err == "", err
     json.loads(out)
+
+
+# -- shell completion -------------------------------------------------------------------------
+
+def _completions(tmp_path: Path, line: str) -> list[str]:
+    """What bash completes for `line` (the words typed so far, the last one being completed)
+    with the script of `queuectl completion bash` loaded, queuectl being on PATH."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    shim = bin_dir / "queuectl"
+    shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m queuectl "$@"\n')
+    shim.chmod(0o755)
+    script = ok("completion", "bash")
+    words = line.split(" ")
+    probe = (f"{script}\nCOMP_WORDS=({' '.join(map(repr, words))})\n"
+             f"COMP_CWORD={len(words) - 1}\n_queuectl_completion queuectl\n"
+             'printf "%s\\n" "${COMPREPLY[@]}"\n')
+    env = cli_env({"PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    done = subprocess.run(["bash", "--norc", "--noprofile", "-c", probe], capture_output=True,
+                          text=True, env=env, cwd=tmp_path, timeout=60)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    return done.stdout.split()
+
+
+def test_bash_completion_of_commands_and_options(tmp_path):
+    assert "_QUEUECTL_COMPLETE=complete_bash" in ok("completion", "bash")
+    assert _completions(tmp_path, "queuectl wor") == ["worker"]
+    assert _completions(tmp_path, "queuectl worker st") == ["start", "stop"]
+    assert _completions(tmp_path, "queuectl --db x.db worker st") == ["start", "stop"]
+    assert {"--follow", "--json", "--db"} <= set(_completions(tmp_path, "queuectl logs --"))
+    assert not (tmp_path / "x.db").exists()
+
+
+@pytest.mark.parametrize("shell", ["zsh", "fish"])
+def test_completion_scripts_for_other_shells(shell):
+    assert "_QUEUECTL_COMPLETE" in ok("completion", shell)
+
+
+def test_completion_for_an_unknown_shell(tmp_path):
+    assert_error(run_cli("completion", "tcsh"), 2, "tcsh", "bash")

@@ -32,6 +32,9 @@ DB_HELP = ("The store: an SQLite file path, or postgresql://user@host/db[?schema
            "or after any command.")
 
 
+COMPLETE_VAR = "_QUEUECTL_COMPLETE"  # set by the script of `queuectl completion` when it asks
+
+
 class _Chosen:
     """The --db of this invocation (None when not given), wherever on the line it was given."""
 
@@ -114,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     load(args)  # registers the commands this invocation can reach
 
     _chosen.db = None
+    if os.environ.get(COMPLETE_VAR):  # a shell asking for completions: Click answers it
+        from typer._completion_classes import completion_init
+
+        completion_init()
     command = typer.main.get_command(app)
     _accept_db(command)
     debug = "--debug" in args
