@@ -498,6 +498,26 @@ def test_config_list_get_set_unset(db):
     assert listed["backoff-base"] == {"value": 1.5, "source": "store"}
 
 
+def test_config_shows_durations_and_sizes_in_the_units_people_type(db):
+    ok("init", db=db)
+    out = ok("config", "list", db=db)
+    for key, value in [("backoff-max", "1h"), ("lease", "15s"), ("poll-interval", "1s"),
+                       ("output-limit", "1MiB"), ("job-timeout", "none"), ("max-retries", "3"),
+                       ("backoff-base", "2"), ("workers", "2")]:
+        assert re.search(rf"^{key}\s+{re.escape(value)}\s+default\b", out, re.M), (key, out)
+    ok("config", "set", "backoff-max", "7200", db=db)
+    ok("config", "set", "job-timeout", "90", db=db)
+    ok("config", "set", "output-limit", "64KiB", db=db)
+    assert ok("config", "get", "backoff-max", db=db) == "2h\n"
+    assert ok("config", "get", "job-timeout", db=db) == "90s\n"
+    assert ok("config", "get", "output-limit", db=db) == "64KiB\n"
+    listed = json.loads(ok("config", "list", "--json", db=db))  # raw numbers for scripts
+    assert listed["backoff-max"] == {"value": 7200, "source": "store"}
+    assert listed["job-timeout"] == {"value": 90, "source": "store"}
+    assert listed["output-limit"] == {"value": 65536, "source": "store"}
+    assert listed["lease"] == {"value": 15, "source": "default"}
+
+
 # -- prune ------------------------------------------------------------------------------------
 
 def test_prune_older_than_with_state(copy):

@@ -9,10 +9,6 @@ from .app import config_app, store
 from .render import emit_json, table
 
 
-def _show(value: object) -> str:
-    return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
-
-
 @config_app.command("list")
 def config_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Every setting with its value and where the value comes from."""
@@ -22,15 +18,16 @@ def config_list(as_json: bool = typer.Option(False, "--json", help="Print JSON."
         emit_json({k: {"value": v, "source": sources[k]} for k, v in values.items()})
         return
     table(["key", "value", "source", "meaning"],
-          [[k, _show(v), sources[k], config.KEYS[k].help] for k, v in values.items()], flex=3)
+          [[k, config.KEYS[k].show(v), sources[k], config.KEYS[k].help]
+           for k, v in values.items()], flex=3)
 
 
 @config_app.command("get")
 def config_get(key: str = typer.Argument(..., help="A setting's name.")) -> None:
-    """Print one setting's effective value."""
-    name = config.check_key(key).name
+    """Print one setting's effective value (durations and sizes as in `config list`)."""
+    spec = config.check_key(key)
     settings, _ = config.resolve(store(create=False).config_items())
-    print(_show(getattr(settings, name.replace("-", "_"))))
+    print(spec.show(getattr(settings, spec.name.replace("-", "_"))))
 
 
 @config_app.command("set", context_settings={"ignore_unknown_options": True})
