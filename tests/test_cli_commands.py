@@ -587,6 +587,7 @@ HELP_PATHS = [
     ["dlq"], ["dlq", "list"], ["dlq", "retry"], ["dlq", "purge"],
     ["config"], ["config", "list"], ["config", "get"], ["config", "set"], ["config", "unset"],
     ["worker"], ["worker", "start"], ["worker", "stop"], ["worker", "list"], ["completion"],
+    ["ui"], ["demo"], ["bench"],
 ]
 
 
@@ -616,6 +617,7 @@ def test_help_on_every_command(tmp_path):
         assert code == 0 and err == "", path
         assert out.lstrip().startswith("Usage: queuectl" + (" " + path if path else "")), path
         assert "--db" in out, path  # every command and group takes --db
+        assert not re.search(r"\bissue\b", out, re.I), path  # what it does, not its history
     assert not db.exists()  # help never opens the store
     assert run_cli("show", "-h", db=db)[1].lstrip().startswith("Usage: queuectl show")
 
@@ -628,6 +630,18 @@ def test_read_commands_print_only_json_with_json(finished, args):
     code, out, err = run_cli(*args, "--json", db=finished)
     assert code == 0 and err == "", err
     json.loads(out)
+
+
+def test_bench_measures_on_the_store_given_after_the_command(tmp_path):
+    """The bench asks the CLI which store was chosen (here a PostgreSQL URL after `bench`)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once closed
+    url = f"postgresql://someone:secret@127.0.0.1:{port}/db"
+    line = assert_error(run_cli("bench", "--db", url, cwd=tmp_path), 75, "cannot reach PostgreSQL")
+    assert "secret" not in line
 
 
 # -- shell completion -------------------------------------------------------------------------

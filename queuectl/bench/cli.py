@@ -13,7 +13,7 @@ from ..store import is_url
 
 HELP = (
     "Measure this queue on this machine: each figure beside a reference measured in the same "
-    "run, with the ratio and the target of issue 5.\n\n"
+    "run, with the ratio and the target it should meet.\n\n"
     "Without --db or QUEUECTL_DB, or when they name a file, every measurement runs on a "
     "temporary SQLite store of its own, deleted afterwards; the file named is never opened.\n\n"
     "When --db or QUEUECTL_DB is a PostgreSQL URL (postgresql://user@host:port/db), every "
