@@ -144,6 +144,10 @@ def test_db_given_twice_must_name_one_store(tmp_path):
                  "--db given twice")
     assert not a.exists() and not b.exists()
     assert ok("--db", str(a), "enqueue", "-c", "true", "--id", "same", "--db", str(a)) == "same\n"
+    url = "postgresql://someone:secret@127.0.0.1:1/db"
+    line = assert_error(run_cli("--db", url, "status", "--db", str(a)), 2, "--db given twice",
+                        "someone:***@")
+    assert "secret" not in line
 
 
 @pytest.mark.parametrize("argv, name", [

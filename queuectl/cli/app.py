@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from ..errors import InvalidInput, QueueError
-from ..store import open_store, resolve_location
+from ..store import display_location, open_store, resolve_location
 
 app = typer.Typer(
     name="queuectl",
@@ -48,7 +48,8 @@ def _take_db(ctx, param, value: str | None) -> None:
     if value is None or ctx.resilient_parsing:
         return
     if _chosen.db is not None and value != _chosen.db:
-        raise InvalidInput(f"--db given twice, with different stores ({_chosen.db!r} and {value!r})")
+        raise InvalidInput("--db given twice, with different stores "
+                           f"({display_location(_chosen.db)} and {display_location(value)})")
     _chosen.db = value
 
 
