@@ -79,7 +79,7 @@ def _create_file(path: str) -> None:
         os.close(fd)
 
 
-def missing(path: str) -> StoreMissing:
+def _missing(path: str) -> StoreMissing:
     return StoreMissing(f"no queuectl store at {path} "
                         "(run queuectl init, or enqueue a job, to create one)")
 
@@ -98,7 +98,7 @@ def open_connection(path: str, *, durability: str = "full", create: bool = True)
             _create_file(path)
             target, uri = path, False
         elif not os.path.exists(path):
-            raise missing(path)
+            raise _missing(path)
         else:  # mode=rw: SQLite itself refuses to create the file
             target, uri = "file:" + urllib.parse.quote(path) + "?mode=rw", True
         conn = sqlite3.connect(
@@ -110,7 +110,7 @@ def open_connection(path: str, *, durability: str = "full", create: bool = True)
             conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms()}")
             version = schema.inspect(conn, path)
             if version == 0 and not create:
-                raise missing(path)  # an empty file holds no store yet
+                raise _missing(path)  # an empty file holds no store yet
             mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
             if mode.lower() != "wal":
                 conn.execute("PRAGMA journal_mode = WAL")
