@@ -9,7 +9,7 @@ import math
 import os
 from typing import Any, Callable, Mapping, NamedTuple
 
-from .durations import format_duration, parse_duration, parse_size
+from .durations import exact_duration, exact_size, format_duration, parse_duration, parse_size
 from .errors import InvalidInput
 
 
@@ -63,23 +63,36 @@ def _choice(*choices: str) -> Callable[[str, str], str]:
     return parse
 
 
+def _plain(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _duration_text(value: float | None) -> str:
+    return "none" if value is None else exact_duration(value)
+
+
 class Key(NamedTuple):
     name: str
     default: str
     parse: Callable[[str, str], Any]
     help: str
+    show: Callable[[Any], str] = _plain  # a parsed value as people type it (1h, 1MiB)
 
 
 KEYS: dict[str, Key] = {k.name: k for k in (
     Key("max-retries", "3", _integer(0, 1000), "retries after the first run, fixed on a job at enqueue"),
     Key("backoff-base", "2", _number(1, 1000), "retry k waits backoff-base ** (k - 1) seconds"),
-    Key("backoff-max", "1h", _duration(0, 365 * 86400), "the longest wait between retries"),
+    Key("backoff-max", "1h", _duration(0, 365 * 86400), "the longest wait between retries",
+        _duration_text),
     Key("backoff-jitter", "0", _number(0, 1), "0..1: shorten each wait by up to this fraction at random"),
     Key("job-timeout", "none", _duration(0.001, 365 * 86400, allow_none=True),
-        "timeout for jobs that have none of their own (none = no limit)"),
-    Key("lease", "15s", _duration(1, 30), "how long a claimed job is held without a worker heartbeat"),
-    Key("poll-interval", "1s", _duration(0.01, 3600), "an idle worker checks the store at least this often"),
-    Key("output-limit", "1MiB", _size, "output kept per attempt (head and tail, the middle cut)"),
+        "timeout for jobs that have none of their own (none = no limit)", _duration_text),
+    Key("lease", "15s", _duration(1, 30), "how long a claimed job is held without a worker heartbeat",
+        _duration_text),
+    Key("poll-interval", "1s", _duration(0.01, 3600), "an idle worker checks the store at least this often",
+        _duration_text),
+    Key("output-limit", "1MiB", _size, "output kept per attempt (head and tail, the middle cut)",
+        exact_size),
     Key("workers", "2", _integer(0, 256), "worker processes for `worker start` and `ui`"),
     Key("durability", "normal", _choice("normal", "full"),
         "normal: job state changes may re-run a job after a power cut; full: fsync every change"),

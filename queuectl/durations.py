@@ -75,6 +75,33 @@ def format_duration(seconds: float) -> str:
     return f"{s // 86400}d{(s % 86400) // 3600}h" if s % 86400 >= 3600 else f"{s // 86400}d"
 
 
+_EXACT_UNITS = (("w", 604800.0), ("d", 86400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0),
+                ("ms", 0.001))
+_EXACT_SIZES = (("GiB", 2**30), ("GB", 10**9), ("MiB", 2**20), ("MB", 10**6), ("KiB", 1024),
+                ("KB", 1000))
+
+
+def exact_duration(seconds: float) -> str:
+    """A duration in the largest unit it is a whole number of (1h, 90s, 250ms), which
+    parse_duration reads back as the same value; never rounded like format_duration."""
+    for unit, factor in _EXACT_UNITS:
+        count = seconds / factor
+        if count >= 1 and abs(count - round(count)) <= 1e-9 * count:
+            return f"{round(count)}{unit}"
+    if seconds == 0:
+        return "0s"
+    return f"{seconds:.12f}".rstrip("0").rstrip(".") + "s"
+
+
+def exact_size(size: int) -> str:
+    """A byte count in the largest unit it is a whole number of (1MiB, 10MB, 1500B), which
+    parse_size reads back as the same value."""
+    for unit, factor in _EXACT_SIZES:
+        if size >= factor and size % factor == 0:
+            return f"{size // factor}{unit}"
+    return f"{size}B"
+
+
 def relative(ts: float | None, now: float) -> str:
     """"3s ago" or "in 2m" for a timestamp relative to now; "-" when absent."""
     if ts is None:

@@ -25,6 +25,12 @@ class Conflict(QueueError):
     exit_code = 4
 
 
+class StoreMissing(QueueError):
+    """No store at the location, and the command only reads (it never creates one)."""
+
+    exit_code = 66
+
+
 class StoreUnusable(QueueError):
     """Not a database, a foreign SQLite file, a newer schema, or corrupt."""
 
@@ -53,6 +59,7 @@ EXIT_CODES = {
     2: "usage error or invalid input",
     3: "unknown job id",
     4: "conflict: duplicate id, or a transition the job's state does not allow",
+    66: "no store at the location (commands that only read never create one)",
     69: "store unusable: not a database, a foreign SQLite file, a newer schema, corrupt",
     74: "I/O error or disk full",
     75: "store busy, retry later",

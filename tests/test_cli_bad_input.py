@@ -4,7 +4,8 @@ The contract for every case: the documented exit code, nothing on stdout, exactl
 stderr starting with `error: ` (no traceback), and the store unchanged (every row of every
 table compared before and after; for files that are not stores, the bytes).
 
-Exit codes: 2 usage or invalid input; 3 unknown job id; 4 conflict; 69 store unusable;
+Exit codes: 2 usage or invalid input; 3 unknown job id; 4 conflict; 66 no store where a
+command that only reads was pointed (tests/test_cli_missing_store.py); 69 store unusable;
 74 I/O error (including a store path that cannot exist: its parent is a regular file, or a
 file system such as /proc that cannot hold files); 75 store busy; 77 permission denied
 (the file system refuses this user: a read-only directory or file)."""

@@ -106,6 +106,61 @@ def test_store_location_from_queuectl_db_environment_and_db_flag_wins(tmp_path):
     assert list(stored(flag_db)) == ["f1"] and list(stored(env_db)) == ["e1"]
 
 
+@pytest.mark.parametrize("where", ["before", "after", "after="])
+@pytest.mark.parametrize("args", [
+    ["init"], ["status"], ["list"], ["dlq", "list"], ["config", "list"], ["worker", "list"],
+], ids=" ".join)
+def test_db_is_accepted_before_and_after_the_command(tmp_path, args, where):
+    db = tmp_path / "store.db"
+    seed(db, {"id": "there", "command": "true"})
+    argv = {"before": ["--db", str(db), *args], "after": [*args, "--db", str(db)],
+            "after=": [*args, f"--db={db}"]}[where]
+    json_flag = [] if args == ["init"] else ["--json"]
+    code, out, err = run_cli(*argv, *json_flag, env={"QUEUECTL_DB": str(tmp_path / "other.db")})
+    assert code == 0, err
+    if args == ["list"]:
+        assert [j["id"] for j in json.loads(out)] == ["there"]
+    elif args == ["status"]:
+        assert json.loads(out)["store"] == str(db)
+    assert not (tmp_path / "other.db").exists()
+
+
+def test_db_between_a_group_and_its_command(tmp_path):
+    db = tmp_path / "store.db"
+    seed(db, {"id": "there", "command": "true"})
+    assert ok("config", "--db", str(db), "get", "workers") == "2\n"
+    assert ok("worker", f"--db={db}", "list", "--json") == "[]\n"
+
+
+def test_ui_takes_db_after_the_command(tmp_path):
+    db = tmp_path / "store.db"
+    seed(db, {"id": "there", "command": "true"})
+    assert_error(run_cli("ui", "--db", str(db), "--workers", "0"), 2, "needs a terminal")
+
+
+def test_db_given_twice_must_name_one_store(tmp_path):
+    a, b = tmp_path / "a.db", tmp_path / "b.db"
+    assert_error(run_cli("--db", str(a), "enqueue", "-c", "true", "--db", str(b)), 2,
+                 "--db given twice")
+    assert not a.exists() and not b.exists()
+    assert ok("--db", str(a), "enqueue", "-c", "true", "--id", "same", "--db", str(a)) == "same\n"
+    url = "postgresql://someone:secret@127.0.0.1:1/db"
+    line = assert_error(run_cli("--db", url, "status", "--db", str(a)), 2, "--db given twice",
+                        "someone:***@")
+    assert "secret" not in line
+
+
+@pytest.mark.parametrize("argv, name", [
+    (["status"], "status"), (["--db", "x.db", "status"], "status"),
+    (["--db=x.db", "worker", "list"], "worker"), (["list", "--db", "x.db"], "list"),
+    (["--debug", "--db", "enqueue", "enqueue"], "enqueue"), (["--db", "x.db"], None), ([], None),
+])
+def test_command_name_skips_db_wherever_it_is(argv, name):
+    from queuectl.cli.commands import command_name
+
+    assert command_name(argv) == name
+
+
 # -- enqueue ----------------------------------------------------------------------------------
 
 def test_readme_seed_example(db, tmp_path):
@@ -414,6 +469,7 @@ def test_dlq_purge_yes(copy):
 # -- config -----------------------------------------------------------------------------------
 
 def test_config_list_get_set_unset(db):
+    ok("init", db=db)
     code, out, err = run_cli("config", "list", "--json", db=db)
     assert code == 0 and err == ""
     listed = json.loads(out)
@@ -444,6 +500,26 @@ def test_config_list_get_set_unset(db):
     assert listed["workers"] == {"value": 7, "source": "env"}
     assert listed["max-retries"] == {"value": 3, "source": "default"}
     assert listed["backoff-base"] == {"value": 1.5, "source": "store"}
+
+
+def test_config_shows_durations_and_sizes_in_the_units_people_type(db):
+    ok("init", db=db)
+    out = ok("config", "list", db=db)
+    for key, value in [("backoff-max", "1h"), ("lease", "15s"), ("poll-interval", "1s"),
+                       ("output-limit", "1MiB"), ("job-timeout", "none"), ("max-retries", "3"),
+                       ("backoff-base", "2"), ("workers", "2")]:
+        assert re.search(rf"^{key}\s+{re.escape(value)}\s+default\b", out, re.M), (key, out)
+    ok("config", "set", "backoff-max", "7200", db=db)
+    ok("config", "set", "job-timeout", "90", db=db)
+    ok("config", "set", "output-limit", "64KiB", db=db)
+    assert ok("config", "get", "backoff-max", db=db) == "2h\n"
+    assert ok("config", "get", "job-timeout", db=db) == "90s\n"
+    assert ok("config", "get", "output-limit", db=db) == "64KiB\n"
+    listed = json.loads(ok("config", "list", "--json", db=db))  # raw numbers for scripts
+    assert listed["backoff-max"] == {"value": 7200, "source": "store"}
+    assert listed["job-timeout"] == {"value": 90, "source": "store"}
+    assert listed["output-limit"] == {"value": 65536, "source": "store"}
+    assert listed["lease"] == {"value": 15, "source": "default"}
 
 
 # -- prune ------------------------------------------------------------------------------------
@@ -501,13 +577,21 @@ def test_running_job_via_processing_alias_then_cancelled(db):
             worker.wait()
 
 
+def test_version(tmp_path):
+    from importlib.metadata import version
+
+    assert run_cli("--version", cwd=tmp_path) == (0, f"queuectl {version('queuectl')}\n", "")
+    assert os.listdir(tmp_path) == []
+
+
 # -- every command has --help, every read command --json --------------------------------------
 
 HELP_PATHS = [
     [], ["init"], ["enqueue"], ["list"], ["status"], ["show"], ["logs"], ["cancel"], ["prune"],
     ["dlq"], ["dlq", "list"], ["dlq", "retry"], ["dlq", "purge"],
     ["config"], ["config", "list"], ["config", "get"], ["config", "set"], ["config", "unset"],
-    ["worker"], ["worker", "start"], ["worker", "stop"], ["worker", "list"],
+    ["worker"], ["worker", "start"], ["worker", "stop"], ["worker", "list"], ["completion"],
+    ["ui"], ["demo"], ["bench"],
 ]
 
 
@@ -536,14 +620,69 @@ def test_help_on_every_command(tmp_path):
     for path, (code, out, err) in result.items():
         assert code == 0 and err == "", path
         assert out.lstrip().startswith("Usage: queuectl" + (" " + path if path else "")), path
+        assert "--db" in out, path  # every command and group takes --db
+        assert not re.search(r"\bissue\b", out, re.I), path  # what it does, not its history
     assert not db.exists()  # help never opens the store
     assert run_cli("show", "-h", db=db)[1].lstrip().startswith("Usage: queuectl show")
 
 
 @pytest.mark.parametrize("args", [
-    ["list"], ["status"], ["show", "c2"], ["dlq", "list"], ["config", "list"], ["worker", "list"],
+    ["list"], ["status"], ["show", "c2"], ["logs", "c2"], ["dlq", "list"], ["config", "list"],
+    ["worker", "list"],
 ], ids=" ".join)
 def test_read_commands_print_only_json_with_json(finished, args):
     code, out, err = run_cli(*args, "--json", db=finished)
     assert code == 0 and err == "", err
     json.loads(out)
+
+
+def test_bench_measures_on_the_store_given_after_the_command(tmp_path):
+    """The bench asks the CLI which store was chosen (here a PostgreSQL URL after `bench`)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once closed
+    url = f"postgresql://someone:secret@127.0.0.1:{port}/db"
+    line = assert_error(run_cli("bench", "--db", url, cwd=tmp_path), 75, "cannot reach PostgreSQL")
+    assert "secret" not in line
+
+
+# -- shell completion -------------------------------------------------------------------------
+
+def _completions(tmp_path: Path, line: str) -> list[str]:
+    """What bash completes for `line` (the words typed so far, the last one being completed)
+    with the script of `queuectl completion bash` loaded, queuectl being on PATH."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    shim = bin_dir / "queuectl"
+    shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m queuectl "$@"\n')
+    shim.chmod(0o755)
+    script = ok("completion", "bash")
+    words = line.split(" ")
+    probe = (f"{script}\nCOMP_WORDS=({' '.join(map(repr, words))})\n"
+             f"COMP_CWORD={len(words) - 1}\n_queuectl_completion queuectl\n"
+             'printf "%s\\n" "${COMPREPLY[@]}"\n')
+    env = cli_env({"PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    done = subprocess.run(["bash", "--norc", "--noprofile", "-c", probe], capture_output=True,
+                          text=True, env=env, cwd=tmp_path, timeout=60)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    return done.stdout.split()
+
+
+def test_bash_completion_of_commands_and_options(tmp_path):
+    assert "_QUEUECTL_COMPLETE=complete_bash" in ok("completion", "bash")
+    assert _completions(tmp_path, "queuectl wor") == ["worker"]
+    assert _completions(tmp_path, "queuectl worker st") == ["start", "stop"]
+    assert _completions(tmp_path, "queuectl --db x.db worker st") == ["start", "stop"]
+    assert {"--follow", "--json", "--db"} <= set(_completions(tmp_path, "queuectl logs --"))
+    assert not (tmp_path / "x.db").exists()
+
+
+@pytest.mark.parametrize("shell", ["zsh", "fish"])
+def test_completion_scripts_for_other_shells(shell):
+    assert "_QUEUECTL_COMPLETE" in ok("completion", shell)
+
+
+def test_completion_for_an_unknown_shell(tmp_path):
+    assert_error(run_cli("completion", "tcsh"), 2, "tcsh", "bash")

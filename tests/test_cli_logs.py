@@ -3,6 +3,8 @@ sequences neutralised on a terminal, exact bytes with --raw, --attempt, and --fo
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import signal
 import subprocess
@@ -158,3 +160,121 @@ def test_follow_of_a_job_that_will_never_run(tmp_path):
 def test_follow_of_a_finished_job_prints_it_and_returns(ran):
     assert run_cli("logs", "bin", "--follow", db=ran, binary=True, timeout=30) == (
         0, BIN_OUT, BIN_ERR)
+
+
+# -- UTF-8 split across stored chunks -----------------------------------------------------------
+
+# "café ok" with the two bytes of "é" written 1.3 s apart: the worker stores output every half
+# second, so the character is split across two stored chunks.
+SPLIT = "printf 'caf\\303'; sleep 1.3; printf '\\251 ok\\n'"
+
+
+def _chunks(db, job_id: str) -> list[tuple[int, bytes]]:
+    store = open_db(db)
+    try:
+        return store.output(job_id).chunks
+    finally:
+        store.close()
+
+
+def test_terminal_decodes_a_character_split_across_stored_chunks(tmp_path):
+    db = tmp_path / "queuectl.db"
+    seed(db, {"id": "split", "command": SPLIT}, cwd=tmp_path)
+    run_burst(db)
+    assert [data for _, data in _chunks(db, "split")][:2] == [b"caf\xc3", b"\xa9 ok\n"]
+    assert run_on_tty(["logs", "split"], db=db) == (0, "café ok\n".encode(), b"")
+
+
+def test_follow_on_a_terminal_decodes_a_character_split_across_stored_chunks(tmp_path):
+    db = tmp_path / "queuectl.db"
+    seed(db, {"id": "split", "command": SPLIT}, cwd=tmp_path)
+    worker = subprocess.Popen(command("worker", "start", "--count", "1", db=db), env=cli_env(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        wait_for(lambda: stored(db)["split"].state.value == "running", timeout=20,
+                 what="the job to start")
+        assert run_on_tty(["logs", "split", "--follow"], db=db) == (0, "café ok\n".encode(), b"")
+        assert len(_chunks(db, "split")) == 2
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+
+
+def test_terminal_does_not_join_bytes_across_a_cut(tmp_path):
+    """A character cut by the output limit is not glued to bytes from the other side of the cut:
+    the half on each side shows as U+FFFD."""
+    db = tmp_path / "queuectl.db"
+    store = open_db(db)
+    store.config_set("output-limit", "16")
+    store.close()
+    # 42 bytes: "x", twenty "é", "\n". Head: "xééé" + the first byte of the fourth "é";
+    # tail: the second byte of an "é", then "ééé\n".
+    seed(db, {"id": "cut", "command": "printf 'x'; " + "printf '\\303\\251'; " * 20 + "echo"},
+         cwd=tmp_path)
+    run_burst(db)
+    code, out, err = run_on_tty(["logs", "cut"], db=db)
+    assert code == 0
+    assert out.decode("utf-8") == "xééé\ufffd\ufffdééé\n"
+    assert err.decode("utf-8") == "\n[queuectl: 26 bytes of output cut here]\n"
+
+
+# -- --json ---------------------------------------------------------------------------------------
+
+def _logs_json(db, *args: str) -> dict:
+    code, out, err = run_cli("logs", *args, "--json", db=db)
+    assert (code, err) == (0, ""), err
+    return json.loads(out)
+
+
+def test_json_is_one_document_with_the_run_and_its_output_as_text(ran):
+    doc = _logs_json(ran, "bin")
+    assert (doc["id"], doc["attempt"]) == ("bin", 1)
+    assert doc["run"]["outcome"] == "completed" and doc["run"]["exit_code"] == 0
+    assert doc["run"]["output_bytes"] == len(BIN_OUT) + len(BIN_ERR)
+    assert doc["output"] == [
+        {"stream": "stdout", "text": BIN_OUT.decode("utf-8", "replace")},
+        {"stream": "stderr", "text": BIN_ERR.decode("utf-8")},
+    ]
+
+
+def test_json_raw_gives_the_exact_bytes_in_base64(ran):
+    doc = _logs_json(ran, "esc", "--raw")
+    assert [(o["stream"], base64.b64decode(o["base64"])) for o in doc["output"]] == [
+        ("stdout", ESC_OUT), ("stderr", ESC_ERR)]
+
+
+def test_json_of_an_attempt_and_of_a_job_that_has_not_run(ran):
+    first = _logs_json(ran, "multi", "--attempt", "1")
+    assert (first["attempt"], first["run"]["outcome"]) == (1, "failed")
+    assert first["output"] == [{"stream": "stdout", "text": "first\n"}]
+    assert _logs_json(ran, "never") == {"id": "never", "attempt": None, "run": None, "output": []}
+    assert _logs_json(ran, "silent")["output"] == []
+
+
+def test_json_decodes_across_chunks_and_marks_the_cut(tmp_path):
+    db = tmp_path / "queuectl.db"
+    store = open_db(db)
+    store.config_set("output-limit", "16")
+    store.close()
+    seed(db, {"id": "split", "command": SPLIT},
+         {"id": "cut", "command": "printf 'x'; " + "printf '\\303\\251'; " * 20 + "echo"},
+         cwd=tmp_path)
+    run_burst(db)
+    assert _logs_json(db, "split")["output"] == [{"stream": "stdout", "text": "café ok\n"}]
+    assert _logs_json(db, "cut")["output"] == [
+        {"stream": "stdout", "text": "xééé\ufffd"}, {"stream": "cut", "bytes": 26},
+        {"stream": "stdout", "text": "\ufffdééé\n"}]
+
+
+def test_json_with_follow_is_a_usage_error(ran):
+    assert_error(run_cli("logs", "bin", "--json", "--follow", db=ran), 2, "--json", "--follow")
+
+
+@pytest.mark.parametrize("flag", ["-f", "-F", "--follow"])
+def test_follow_short_flags(ran, flag):
+    assert run_cli("logs", "bin", flag, db=ran, binary=True, timeout=30) == (0, BIN_OUT, BIN_ERR)

@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from queuectl.durations import (MAX_SECONDS, format_duration, iso, parse_duration, parse_iso,
-                                parse_size, relative)
+from queuectl.durations import (MAX_SECONDS, exact_duration, exact_size, format_duration, iso,
+                                parse_duration, parse_iso, parse_size, relative)
 from queuectl.errors import InvalidInput
 
 
@@ -125,3 +125,26 @@ def test_parse_iso_bad(value):
         parse_iso(value, "run_at")
     message = str(info.value)
     assert message.startswith("run_at") and "\n" not in message and len(message) < 200
+
+
+# -- settings shown in the units people type, and typed back unchanged --------------------------
+
+@pytest.mark.parametrize("seconds, text", [
+    (0.0, "0s"), (1.0, "1s"), (15.0, "15s"), (90.0, "90s"), (60.0, "1m"), (3600.0, "1h"),
+    (7200.0, "2h"), (5400.0, "90m"), (86400.0, "1d"), (604800.0, "1w"), (1209600.0, "2w"),
+    (0.25, "250ms"), (0.01, "10ms"), (1.5, "1500ms"), (0.0005, "0.0005s"), (2.25, "2250ms"),
+    (31536000.0, "365d"), (1e-9, "0.000000001s"),
+])
+def test_exact_duration_is_the_largest_whole_unit_and_parses_back(seconds, text):
+    assert exact_duration(seconds) == text
+    assert parse_duration(text) == pytest.approx(seconds, rel=1e-12)
+
+
+@pytest.mark.parametrize("size, text", [
+    (0, "0B"), (1, "1B"), (1000, "1KB"), (1024, "1KiB"), (65536, "64KiB"), (2**20, "1MiB"),
+    (10**6, "1MB"), (10 * 10**6, "10MB"), (2**30, "1GiB"), (10**9, "1GB"), (1500, "1500B"),
+    (3 * 2**20 + 1, "3145729B"), (2**40, "1024GiB"),
+])
+def test_exact_size_is_the_largest_whole_unit_and_parses_back(size, text):
+    assert exact_size(size) == text
+    assert parse_size(text) == size

@@ -52,6 +52,16 @@ def test_the_enqueue_path_imports_nothing_heavy(tmp_path, args):
     assert db.exists()
 
 
+def test_the_enqueue_path_with_db_after_the_command_imports_nothing_heavy(tmp_path):
+    db = tmp_path / "store" / "queuectl.db"
+    body = ("from queuectl.cli import main\n"
+            f"code = main(['enqueue', '-c', 'true', '--db', {str(db)!r}])\n"
+            "assert code == 0, code\n"
+            "assert 'queuectl.cli.dlq' not in sys.modules  # only the command's module\n")
+    assert loaded_after(body, tmp_path) == []
+    assert db.exists()
+
+
 def test_python_dash_m_queuectl_help(tmp_path):
     done = subprocess.run([sys.executable, "-m", "queuectl", "--help"], capture_output=True,
                           text=True, cwd=tmp_path, env=cli_env(), timeout=60)

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 
 import typer
 
-from ..cli.app import GLOBALS, app
+from ..cli.app import app, location
 from ..store import is_url
 
 
 HELP = (
     "Measure this queue on this machine: each figure beside a reference measured in the same "
-    "run, with the ratio and the target of issue 5.\n\n"
+    "run, with the ratio and the target it should meet.\n\n"
     "Without --db or QUEUECTL_DB, or when they name a file, every measurement runs on a "
     "temporary SQLite store of its own, deleted afterwards; the file named is never opened.\n\n"
     "When --db or QUEUECTL_DB is a PostgreSQL URL (postgresql://user@host:port/db), every "
@@ -29,8 +28,7 @@ HELP = (
 
 def server_url() -> str | None:
     """The PostgreSQL URL to measure on (--db, else QUEUECTL_DB), or None for SQLite."""
-    given = GLOBALS.db if GLOBALS.db is not None else os.environ.get("QUEUECTL_DB", "")
-    given = given.strip()
+    given = location().strip()
     return given if is_url(given) else None
 
 

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from ..errors import InvalidInput, QueueError
-from ..store import open_store, resolve_location
+from ..store import display_location, open_store, resolve_location
 
 app = typer.Typer(
     name="queuectl",
@@ -27,36 +27,76 @@ app.add_typer(config_app, name="config")
 app.add_typer(worker_app, name="worker")
 
 
-class Globals:
-    """The global options of this invocation."""
+DB_HELP = ("The store: an SQLite file path, or postgresql://user@host/db[?schema=NAME] "
+           "(default: queuectl.db in your data directory; env QUEUECTL_DB). Accepted before "
+           "or after any command.")
+
+
+COMPLETE_VAR = "_QUEUECTL_COMPLETE"  # set by the script of `queuectl completion` when it asks
+
+
+class _Chosen:
+    """The --db of this invocation (None when not given), wherever on the line it was given."""
 
     db: str | None = None
 
 
-GLOBALS = Globals()
+_chosen = _Chosen()
+
+
+def _take_db(ctx, param, value: str | None) -> None:
+    if value is None or ctx.resilient_parsing:
+        return
+    if _chosen.db is not None and value != _chosen.db:
+        raise InvalidInput("--db given twice, with different stores "
+                           f"({display_location(_chosen.db)} and {display_location(value)})")
+    _chosen.db = value
+
+
+def _accept_db(command) -> None:
+    """Give `command` and every command under it a --db option (the root's and a
+    subcommand's are the same setting)."""
+    from typer.core import TyperOption
+
+    command.params.append(TyperOption(param_decls=["--db"], metavar="PATH|URL", default=None,
+                                      callback=_take_db, expose_value=False, help=DB_HELP))
+    for sub in getattr(command, "commands", {}).values():
+        _accept_db(sub)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        print(f"queuectl {__version__}")
+        raise typer.Exit(0)
 
 
 @app.callback()
 def _global_options(
-    db: Optional[str] = typer.Option(
-        None, "--db", metavar="PATH|URL",
-        help="The store: an SQLite file path, or postgresql://user@host/db[?schema=NAME] "
-             "(default: queuectl.db in your data directory; env QUEUECTL_DB).",
-        show_default=False),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                 help="Print queuectl's version and exit."),
 ) -> None:
-    GLOBALS.db = db  # --debug is read from argv by main(), before any command runs
+    """--debug is read from argv by main(), before any command runs; --db by `_take_db`."""
 
 
 def location() -> str:
-    if GLOBALS.db is not None and not GLOBALS.db.strip():
+    """The store this invocation uses: --db (before or after the command), else QUEUECTL_DB,
+    else the per-user default."""
+    if _chosen.db is not None and not _chosen.db.strip():
         raise InvalidInput("--db: the store location is empty")
-    return resolve_location(GLOBALS.db)
+    return resolve_location(_chosen.db)
 
 
-def store(durability: str = "full"):
-    """Open the store named by --db / QUEUECTL_DB / the default (creating it if needed)."""
-    return open_store(location(), durability=durability)
+def store(durability: str = "full", *, create: bool):
+    """Open the store named by --db / QUEUECTL_DB / the default.
+
+    Commands that put something in the store pass `create=True` (a missing store is created);
+    the others pass False, so a mistyped --db or QUEUECTL_DB is an error (StoreMissing) instead
+    of a new, empty store. The per-user default store is created on first use either way."""
+    named = _chosen.db is not None or bool(os.environ.get("QUEUECTL_DB"))
+    return open_store(location(), durability=durability, create=create or not named)
 
 
 def fail(message: str, code: int = 1) -> "typer.Exit":
@@ -77,7 +117,13 @@ def main(argv: list[str] | None = None) -> int:
 
     load(args)  # registers the commands this invocation can reach
 
+    _chosen.db = None
+    if os.environ.get(COMPLETE_VAR):  # a shell asking for completions: Click answers it
+        from typer._completion_classes import completion_init
+
+        completion_init()
     command = typer.main.get_command(app)
+    _accept_db(command)
     debug = "--debug" in args
     try:
         # Without standalone mode, Click returns the code of a `typer.Exit` a command raised.

@@ -8,7 +8,7 @@ MODULES = {
     "init": "jobs", "enqueue": "jobs", "list": "jobs", "status": "jobs", "show": "jobs",
     "logs": "jobs", "cancel": "jobs", "prune": "jobs",
     "dlq": "dlq", "config": "config_cmd", "worker": "worker_cmd", "ui": "ui_cmd",
-    "demo": "ui_cmd", "bench": "..bench.cli",
+    "demo": "ui_cmd", "bench": "..bench.cli", "completion": "completion_cmd",
 }
 
 

@@ -19,7 +19,7 @@ def dlq_list(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON array."),
 ) -> None:
     """Dead jobs, newest first."""
-    s = store()
+    s = store(create=False)
     jobs = s.list_jobs([JobState.DEAD], limit=limit)
     if as_json:
         emit_json([job_json(j) for j in jobs])
@@ -37,7 +37,7 @@ def dlq_retry(
     """Move dead jobs back to pending with a fresh retry budget."""
     if bool(job_ids) == all_jobs:
         raise InvalidInput("give job ids or --all (one of them)")
-    s = store()
+    s = store(create=False)
     done = s.retry_dead(None if all_jobs else job_ids, now=s.now())
     sys.stdout.write("".join(i + "\n" for i in done))
     if all_jobs and not done:
@@ -52,5 +52,5 @@ def dlq_purge(yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask fo
             raise InvalidInput("refusing to purge without --yes (stdin is not a terminal)")
         if not typer.confirm("Delete every dead job and its output?"):
             raise typer.Exit(1)
-    n = store().purge_dead()
+    n = store(create=False).purge_dead()
     print(f"purged {n} dead job{'s' if n != 1 else ''}")

@@ -13,7 +13,7 @@ from ..errors import InvalidInput
 from ..models import JobState, NewJob, parse_spec_json, validate_spec
 from .app import app, store
 from .render import emit_json, job_json, jobs_table, run_json, table
-from ..config import settings_of as settings
+from ..config import live_window, settings_of as settings
 
 LARGE_INPUT = 20_000
 
@@ -21,7 +21,7 @@ LARGE_INPUT = 20_000
 @app.command()
 def init() -> None:
     """Create the store, or upgrade it to this version's schema, and check it (safe to repeat)."""
-    s = store()
+    s = store(create=True)
     s.verify()
     print(s.location)
 
@@ -84,7 +84,7 @@ def enqueue(
         jobs = [parse_spec_json(spec)]
     else:
         jobs = [validate_spec(given)]
-    s = store()
+    s = store(create=True)
     defaults = settings(s)
     ids = s.enqueue(jobs, now=s.now(), default_max_retries=defaults.max_retries,
                     default_cwd=_cwd())
@@ -108,7 +108,7 @@ def list_jobs(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON array."),
 ) -> None:
     """List jobs: waiting ones in the order they will run, the others newest first."""
-    s = store()
+    s = store(create=False)
     jobs = s.list_jobs(_states(state), limit=limit, text=search)
     if as_json:
         emit_json([job_json(j) for j in jobs])
@@ -121,10 +121,10 @@ def list_jobs(
 @app.command()
 def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Counts per state, live workers, the oldest waiting job's age, recent throughput."""
-    s = store()
+    s = store(create=False)
     cfg = settings(s)
     now = s.now()
-    st = s.status(now, worker_timeout=cfg.lease * 2)
+    st = s.status(now, worker_timeout=live_window(cfg))
     counts = {state.value: st.counts.get(state, 0) for state in JobState}
     if as_json:
         emit_json({"store": s.location, "counts": counts, "workers": st.workers,
@@ -149,7 +149,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
 def show(job_id: str = typer.Argument(..., metavar="ID", help="The job's id."),
          as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Everything about one job, with one entry per attempt."""
-    s = store()
+    s = store(create=False)
     job = s.get(job_id)
     runs = s.runs(job_id)
     if as_json:
@@ -174,19 +174,25 @@ def show(job_id: str = typer.Argument(..., metavar="ID", help="The job's id."),
 def logs(
     job_id: str = typer.Argument(..., metavar="ID", help="The job's id."),
     attempt: Optional[int] = typer.Option(None, "--attempt", "-a", min=1, max=2**31 - 1, help="Which attempt (default: the latest)."),
-    follow: bool = typer.Option(False, "--follow", "-F", help="Keep printing while the job runs."),
-    raw: bool = typer.Option(False, "--raw", help="Exact bytes even on a terminal."),
+    follow: bool = typer.Option(False, "--follow", "-f", "-F", help="Keep printing while the job runs."),
+    raw: bool = typer.Option(False, "--raw", help="Exact bytes even on a terminal (with --json: base64)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the run and its output as one JSON object."),
 ) -> None:
     """A run's output: stdout to stdout, stderr to stderr."""
-    from .logfollow import print_output
+    if as_json and follow:
+        raise InvalidInput("--json prints a run's output once; it does not take --follow")
+    from .logfollow import output_json, print_output
 
-    print_output(store(), job_id, attempt, follow=follow, raw=raw)
+    if as_json:
+        emit_json(output_json(store(create=False), job_id, attempt, raw=raw))
+    else:
+        print_output(store(create=False), job_id, attempt, follow=follow, raw=raw)
 
 
 @app.command()
 def cancel(job_ids: List[str] = typer.Argument(..., metavar="ID...", help="Job ids.")) -> None:
     """Cancel jobs: waiting ones go to the DLQ, running ones are killed (then go to the DLQ)."""
-    s = store()
+    s = store(create=False)
     result = s.cancel(job_ids, now=s.now())
     for job_id, what in result.items():
         print(f"{job_id}\t{what}")
@@ -203,6 +209,6 @@ def prune(
     bad = [s.value for s in states if s not in (JobState.COMPLETED, JobState.DEAD)]
     if bad:
         raise InvalidInput(f"prune deletes only completed or dead jobs, not {bad[0]}")
-    s = store()
+    s = store(create=False)
     n = s.prune(before=s.now() - age, states=states)
     print(f"pruned {n} job{'s' if n != 1 else ''}")

@@ -74,7 +74,7 @@ def ui(workers: Optional[int] = typer.Option(
         None, "--workers", "-w", min=0, max=256,
         help="Workers in the console's own pool (default: the `workers` setting; 0 = only watch).")) -> None:
     """The live console: pending, running, completed and dead jobs, and their output."""
-    s = store()
+    s = store(create=workers != 0)
     n = settings(s).workers if workers is None else workers
     s.close()
     run_console(location(), n)

@@ -35,11 +35,14 @@ def display_location(location: str) -> str:
     return location
 
 
-def open_store(location: str, *, durability: str = "full") -> Store:
+def open_store(location: str, *, durability: str = "full", create: bool = True) -> Store:
+    """The store at `location`. With `create` (for commands that write), a missing store is
+    created (the SQLite file and its directory, or the PostgreSQL schema); without it (for
+    commands that only read) nothing is created and a missing store is StoreMissing."""
     if is_url(location):
         from .postgres import PostgresStore
 
-        return PostgresStore(location, durability=durability)
+        return PostgresStore(location, durability=durability, create=create)
     from .sqlite import SQLiteStore
 
-    return SQLiteStore(location, durability=durability)
+    return SQLiteStore(location, durability=durability, create=create)

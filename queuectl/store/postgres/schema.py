@@ -8,7 +8,7 @@ hosts create the schema exactly once.
 
 from __future__ import annotations
 
-from ...errors import StoreUnusable
+from ...errors import StoreMissing, StoreUnusable
 
 SCHEMA_VERSION = 2
 OWNER = "queuectl"
@@ -160,10 +160,15 @@ def _version(tx, schema: str, where: str) -> int:
     return version
 
 
-def ensure_schema(conn, schema: str, where: str) -> None:
-    """Create or migrate the namespace (all steps or none); a no-op when it is current."""
-    if conn.transaction(lambda tx: _version(tx, schema, where)) == SCHEMA_VERSION:
+def ensure_schema(conn, schema: str, where: str, *, create: bool = True) -> None:
+    """Create or migrate the namespace (all steps or none); a no-op when it is current.
+    Without `create`, a namespace that holds no store yet is StoreMissing, and nothing is made."""
+    version = conn.transaction(lambda tx: _version(tx, schema, where))
+    if version == SCHEMA_VERSION:
         return
+    if version == 0 and not create:
+        raise StoreMissing(f"no queuectl store at {where} (schema {schema!r} holds none; "
+                           "run queuectl init, or enqueue a job, to create one)")
 
     def migrate(tx) -> None:
         tx.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (f"queuectl-migrate:{schema}",))

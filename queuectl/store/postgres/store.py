@@ -27,14 +27,18 @@ COPY_THRESHOLD = 64  # rows; smaller batches are inserted with one multi-row INS
 
 
 class PostgresStore(Claims, SharedReads, Store):
-    def __init__(self, url: str, *, durability: str = "full") -> None:
+    def __init__(self, url: str, *, durability: str = "full", create: bool = True) -> None:
         self.url = url
         self.pg = parse_location(url)
         self.location = self.pg.display
         self.work_channel = f"{self.pg.schema}_work"
         self.change_channel = f"{self.pg.schema}_change"
         self._db = PgConnection(self.pg, synchronous=durability == "full")
-        ensure_schema(self._db, self.pg.schema, self.location)
+        try:
+            ensure_schema(self._db, self.pg.schema, self.location, create=create)
+        except BaseException:
+            self._db.close()
+            raise
 
     # -- plumbing
     def close(self) -> None:

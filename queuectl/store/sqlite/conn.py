@@ -6,9 +6,10 @@ import contextlib
 import errno
 import os
 import sqlite3
+import urllib.parse
 from typing import Iterator
 
-from ...errors import (PermissionDenied, QueueError, StoreBusy, StoreIOError,
+from ...errors import (PermissionDenied, QueueError, StoreBusy, StoreIOError, StoreMissing,
                       StoreUnusable)
 from . import schema
 
@@ -78,23 +79,38 @@ def _create_file(path: str) -> None:
         os.close(fd)
 
 
-def open_connection(path: str, *, durability: str = "full") -> sqlite3.Connection:
-    """Open (creating or migrating as needed) the store at `path`; refuse files that are not ours.
+def _missing(path: str) -> StoreMissing:
+    return StoreMissing(f"no queuectl store at {path} "
+                        "(run queuectl init, or enqueue a job, to create one)")
 
+
+def open_connection(path: str, *, durability: str = "full", create: bool = True) -> sqlite3.Connection:
+    """Open (migrating as needed) the store at `path`; refuse files that are not ours.
+
+    With `create`, a missing file (and its directory) is created and an empty file becomes a
+    store; without it, neither is touched and StoreMissing is raised instead.
     The file is only written after it has been recognised as a queuectl store or an empty one.
     """
     # The file is never opened here except by SQLite: closing any other descriptor of it would
     # drop the POSIX locks of this process's other connections to it (and with them the WAL).
     with translated(path):
-        _create_file(path)
+        if create:
+            _create_file(path)
+            target, uri = path, False
+        elif not os.path.exists(path):
+            raise _missing(path)
+        else:  # mode=rw: SQLite itself refuses to create the file
+            target, uri = "file:" + urllib.parse.quote(path) + "?mode=rw", True
         conn = sqlite3.connect(
-            path, isolation_level=None, check_same_thread=False,
-            timeout=busy_timeout_ms() / 1000,
+            target, isolation_level=None, check_same_thread=False,
+            timeout=busy_timeout_ms() / 1000, uri=uri,
         )
     try:
         with translated(path):
             conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms()}")
             version = schema.inspect(conn, path)
+            if version == 0 and not create:
+                raise _missing(path)  # an empty file holds no store yet
             mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
             if mode.lower() != "wal":
                 conn.execute("PRAGMA journal_mode = WAL")

@@ -39,11 +39,11 @@ _RUNNING_ROW = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ? AND state = 'runnin
 
 
 class SQLiteStore(SharedReads, Store):
-    def __init__(self, path: str, *, durability: str = "full") -> None:
+    def __init__(self, path: str, *, durability: str = "full", create: bool = True) -> None:
         self.path = os.path.abspath(os.path.expanduser(path))
         self.location = self.path
         self.bell_path = self.path + "-bell"
-        self._conn = open_connection(self.path, durability=durability)
+        self._conn = open_connection(self.path, durability=durability, create=create)
 
     # -- plumbing
     def close(self) -> None:
