@@ -86,24 +86,34 @@ def kill_leftovers(worker_ids: Iterable[str], wait: float = 2.0) -> list[int]:
     processes are found by the WORKER_VAR their worker put in their environment (a process that
     rewrote its environment is not found here; see kill_orphans). Each is pinned with a pidfd
     before its environment is checked, so a recycled pid is never signalled, and stopped
-    (SIGSTOP) at once: a stopped process cannot fork, so looking again until a look finds no new
-    process converges even on a job that keeps forking. Then all of them are killed. Returns the
-    pids killed.
+    (SIGSTOP) at once with its whole process group (the job's): a stopped process cannot fork,
+    and a signal to a group reaches a child forked at that moment too, so looking again until a
+    look finds no new process converges even on a job that keeps forking new forkers. Then all
+    of them are killed. Returns the pids killed.
     """
     wanted = {f"{WORKER_VAR}={w}".encode() for w in worker_ids}
     if not wanted or not os.path.isdir("/proc"):
         return []
     held: dict[int, int | None] = {}  # pid -> pidfd (None where pidfds are missing)
+    groups: set[int] = set()  # their process groups, stopped whole: a fork cannot escape that
+    ours = os.getpgid(0)
     try:
         for _ in range(_MAX_PASSES):
             found = [pid for pid in _marked(wanted) if pid not in held]
             for pid in found:
                 fd = _pin(pid, wanted)
-                if fd is not False:
-                    held[pid] = fd
-                    _send(pid, fd, signal.SIGSTOP)
+                if fd is False:
+                    continue
+                held[pid] = fd
+                _send(pid, fd, signal.SIGSTOP)
+                group = _group_of(pid)
+                if group is not None and group != ours and group not in groups:
+                    groups.add(group)
+                    _killpg(group, signal.SIGSTOP)
             if not found:
                 break
+        for group in groups:
+            _killpg(group, signal.SIGKILL)
         for pid, fd in held.items():
             _send(pid, fd, signal.SIGKILL)
         _wait_gone([fd for fd in held.values() if fd is not None], wait)
@@ -112,6 +122,20 @@ def kill_leftovers(worker_ids: Iterable[str], wait: float = 2.0) -> list[int]:
             if fd is not None:
                 os.close(fd)
     return list(held)
+
+
+def _group_of(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
+def _killpg(group: int, sig: int) -> None:
+    try:
+        os.killpg(group, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 _MAX_PASSES = 100
