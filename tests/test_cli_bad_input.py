@@ -269,6 +269,29 @@ def test_unreadable_or_empty_file(db, tmp_path, kind):
 
 # -- ids and states ---------------------------------------------------------------------------
 
+@pytest.mark.parametrize("how", ["spec on stdin", "file"])
+def test_a_command_too_long_for_sh_is_refused_at_enqueue(db, tmp_path, how):
+    """/bin/sh -c takes one argument of at most 128 KiB: a longer command could never start."""
+    spec = json.dumps({"command": "echo " + "x" * 131_067})  # 131,072 bytes
+    if how == "file":
+        path = tmp_path / "long.jsonl"
+        path.write_text(spec + "\n")
+        assert_rejected(db, ["enqueue", "--file", str(path)], 2, "line 1", "131,072 bytes",
+                        "at most 131,071")
+    else:
+        assert_rejected(db, ["enqueue", "--file", "-"], 2, "131,072 bytes", input=spec)
+
+
+def test_the_longest_command_sh_takes_runs(db):
+    command = "echo ok; : " + "x" * (131_071 - len("echo ok; : "))
+    done = run_cli("enqueue", "--file", "-", db=db, input=json.dumps({"command": command}))
+    assert done.code == 0, done.err
+    job_id = done.out.strip()
+    run_burst(db)
+    assert json.loads(run_cli("show", job_id, "--json", db=db).out)["state"] == "completed"
+    assert run_cli("logs", job_id, db=db).out == "ok\n"
+
+
 def test_duplicate_id_is_a_conflict(db):
     assert_rejected(db, ["enqueue", '{"id": "seed", "command": "other"}'], 4,
                     "'seed'", "already exists")

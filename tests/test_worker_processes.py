@@ -347,3 +347,24 @@ def test_setsid_escape_is_killed_when_the_job_ends(db):
              what="escaped process killed")
 
 
+
+
+def test_one_number_per_run_in_the_log_the_environment_and_show(db, tmp_path):
+    """After a DLQ retry the next run is attempt 3 everywhere: the worker's log, the
+    command's QUEUECTL_ATTEMPT, `show` and `logs --attempt`."""
+    marks = tmp_path / "attempts"
+    job_id = enqueue(db, {"command": f"echo $QUEUECTL_ATTEMPT >> {marks}; test -e {marks}.ok",
+                          "max_retries": 1, "id": "numbered"})
+    done = cli(db, "worker", "start", "--count", "1", "--burst", timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "dead numbered (attempt 2)" in done.stderr
+    (tmp_path / "attempts.ok").touch()
+    assert cli(db, "dlq", "retry", job_id).returncode == 0
+    done = cli(db, "worker", "start", "--count", "1", "--burst", timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "start numbered (attempt 3)" in done.stderr
+    assert "completed numbered (attempt 3)" in done.stderr
+    assert marks.read_text().split() == ["1", "2", "3"]
+    shown = json.loads(cli(db, "show", job_id, "--json").stdout)
+    assert (shown["attempt"], shown["tries"]) == (3, 1)
+    assert [r["attempt"] for r in shown["runs"]] == [1, 2, 3]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 
 import pytest
 
@@ -188,3 +190,57 @@ def test_job_environment_marks_the_job(store, tmp_path):
     w.run_once()
     out = b"".join(d for _, d in store.output(job_id).chunks).decode()
     assert out.splitlines() == [f"{job_id} 1", os.path.realpath(tmp_path)]
+
+
+def _hold_the_store(store, seconds: float, held) -> None:
+    """Hold what the worker's heartbeat needs for `seconds`: SQLite's write lock, or on
+    PostgreSQL the workers table."""
+    if hasattr(store, "path"):
+        import sqlite3
+
+        conn = sqlite3.connect(store.path, isolation_level=None, timeout=10)
+        conn.execute("BEGIN IMMEDIATE")
+        held.set()
+        time.sleep(seconds)
+        conn.execute("COMMIT")
+        conn.close()
+        return
+    import psycopg
+
+    from queuectl.store.postgres.conn import parse_location
+
+    pg = parse_location(store.url)
+    with psycopg.connect(pg.conninfo, options=f"-c search_path={pg.schema}") as conn:
+        with conn.transaction():
+            conn.execute("LOCK TABLE workers IN EXCLUSIVE MODE")
+            held.set()
+            time.sleep(seconds)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_time_the_store_held_a_rescuer_up_does_not_count_toward_a_lease(tmp_path, request,
+                                                                         backend):
+    """A store that kept this worker waiting (a write lock held by a big enqueue) kept the
+    running job's renewals waiting too: that time must not make the job look abandoned."""
+    if backend == "postgres":
+        store = open_store(request.getfixturevalue("pg_url"))
+    else:
+        store = open_store(str(tmp_path / "q.db"))
+    try:
+        clock = Clock()
+        rescuer = make_worker(store, clock, lease="2s")
+        job_id = add(store, clock, tmp_path, command="true")
+        store.register_worker("w-other", 1, "elsewhere", clock())
+        assert store.claim("w-other", now=clock(), lease=2).id == job_id
+        rescuer.rescue(clock())  # first sight of the lease
+        time.sleep(1.1)  # a heartbeat and a rescue are due
+        held = threading.Event()
+        holder = threading.Thread(target=_hold_the_store, args=(store, 3.0, held))
+        holder.start()
+        held.wait(10)
+        rescuer.housekeeping(clock())  # its heartbeat waits ~3 s for the store
+        holder.join()
+        rescuer.housekeeping(clock())
+        assert store.get(job_id).state is JobState.RUNNING
+    finally:
+        store.close()
