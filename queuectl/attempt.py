@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 RENEW_EVERY = 0.5  # seconds between output flushes / cancel checks of a running job
 TICK = 0.1  # seconds between looks at the worker's flags while a job runs
 ATTEMPT_VAR = "QUEUECTL_ATTEMPT"
+QUEUE_VAR = "QUEUECTL_QUEUE"
+SLOT_VAR = "QUEUECTL_SLOT"  # a job of a limited queue: its slot, 0..limit-1 (slot k = GPU k)
 
 
 class Interrupt(Enum):
@@ -31,6 +33,7 @@ class Interrupt(Enum):
     LEASE_LOST = "lease lost"  # another worker took the job over: the result is discarded
     CANCELLED = "cancelled"  # someone cancelled the job
     COLD_STOP = "cold stop"  # the worker was told to stop now: the job goes back uncounted
+    QUEUE_PAUSED = "its queue was paused with --kill"  # it goes back uncounted
 
 
 def job_environment(base: dict[bytes, bytes], job: Job, worker_id: str) -> dict[bytes, bytes]:
@@ -38,6 +41,11 @@ def job_environment(base: dict[bytes, bytes], job: Job, worker_id: str) -> dict[
     env[MARKER_VAR.encode()] = job.id.encode()
     env[WORKER_VAR.encode()] = worker_id.encode()
     env[ATTEMPT_VAR.encode()] = str(job.attempt).encode()
+    env[QUEUE_VAR.encode()] = job.queue.encode()
+    if job.slot is not None:
+        env[SLOT_VAR.encode()] = str(job.slot).encode()
+    else:
+        env.pop(SLOT_VAR.encode(), None)
     return env
 
 
@@ -93,6 +101,8 @@ class Attempt:
         if orders.cancel:
             self.job = self.job._replace(cancel_requested=True)
             return Interrupt.CANCELLED
+        if orders.give_back:
+            return Interrupt.QUEUE_PAUSED
         if orders.stop is Stop.COLD:
             worker.flags.cold_stop = True
             return Interrupt.COLD_STOP
@@ -123,6 +133,8 @@ def outcome_of(result: RunResult) -> Outcome | None:
                        signal=result.signal, error="killed while running")
     if result.stopped is Interrupt.COLD_STOP:
         return Outcome(ok=False, give_back=True, error="interrupted by a cold stop")
+    if result.stopped is Interrupt.QUEUE_PAUSED:
+        return Outcome(ok=False, give_back=True, error="its queue was paused with --kill")
     if result.ok:
         return Outcome(ok=True, exit_code=0)
     return Outcome(ok=False, exit_code=result.exit_code, signal=result.signal,

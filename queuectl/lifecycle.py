@@ -121,7 +121,8 @@ def rescue_change(job: Job, *, died: bool, now: float, policy: RetryPolicy,
 def _failed(job: Job, now: float, policy: RetryPolicy, exit_code: int | None,
             error: str | None, run_outcome: RunOutcome, rescues: int) -> Change:
     if next_step(job.tries, job.max_retries) == "retry":
-        delay = retry_delay(job.tries, policy.base, policy.cap, policy.jitter)
+        base = policy.base if job.backoff_base is None else job.backoff_base
+        delay = retry_delay(job.tries, base, policy.cap, policy.jitter)
         return Change(JobState.FAILED, now + delay, 0, rescues, None, exit_code, error, False,
                       run_outcome, error, True)
     return Change(JobState.DEAD, None, 0, rescues, now, exit_code, error, False, run_outcome,

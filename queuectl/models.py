@@ -40,7 +40,9 @@ MAX_ID_LENGTH = 128
 MAX_COMMAND_BYTES = 128 * 1024 - 1
 PRIORITY_RANGE = (-(2**31), 2**31 - 1)
 MAX_RETRIES_LIMIT = 1000
-SPEC_KEYS = ("id", "command", "priority", "max_retries", "timeout", "run_at", "delay")
+SPEC_KEYS = ("id", "command", "queue", "priority", "max_retries", "timeout", "run_at", "delay")
+DEFAULT_QUEUE = "default"
+MAX_QUEUE_NAME = 64
 _SPEC_KEYSET = frozenset(SPEC_KEYS)
 
 
@@ -72,6 +74,9 @@ class Job(NamedTuple):
     rescues: int = 0  # runs lost with their worker, since the last DLQ retry
     token: str | None = None
     attempt: int = 0
+    queue: str = DEFAULT_QUEUE
+    slot: int | None = None  # running in a limited queue: the slot it holds, 0..limit-1
+    backoff_base: float | None = None  # its queue's backoff base when enqueued (None: config)
 
 
 class Run(NamedTuple):
@@ -89,19 +94,50 @@ class Run(NamedTuple):
     host: str | None
     output_bytes: int = 0
     dropped_bytes: int = 0
+    slot: int | None = None
+
+
+class QueueInfo(NamedTuple):
+    """A named queue: its limit, whether it is paused, the defaults its jobs take, and how many
+    jobs it holds per state."""
+
+    name: str
+    concurrency: int | None  # None: unlimited
+    paused: bool
+    kill: bool  # paused with --kill: its running jobs are stopped and given back
+    max_retries: int | None
+    timeout: float | None
+    backoff_base: float | None
+    priority: int | None
+    created_at: float
+    counts: dict  # JobState -> jobs
+
+    @property
+    def running(self) -> int:
+        return self.counts.get(JobState.RUNNING, 0)
+
+    @property
+    def waiting(self) -> int:
+        return self.counts.get(JobState.PENDING, 0) + self.counts.get(JobState.FAILED, 0)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
 
 
 class NewJob(NamedTuple):
-    """A validated job spec, ready to be stored."""
+    """A validated job spec, ready to be stored. None: take the queue's default, else the
+    store's setting."""
 
     command: str
     id: str | None = None
-    priority: int = 0
+    priority: int | None = None
     max_retries: int | None = None
     timeout: float | None = None
     run_at: float | None = None
     delay: float | None = None
     cwd: str | None = None
+    queue: str | None = None  # None: the default queue
 
 
 def new_job_id() -> str:
@@ -115,19 +151,24 @@ def new_job_ids(n: int) -> list[str]:
     return [pool[i:i + 12] for i in range(0, 12 * n, 12)]
 
 
-def validate_id(value: object) -> str:
+def validate_id(value: object, what: str = "id", longest: int = MAX_ID_LENGTH) -> str:
+    """A job id (or, with `what`, another name people type): printable, no whitespace."""
     if not isinstance(value, str):
-        raise InvalidInput("id must be a string")
+        raise InvalidInput(f"{what} must be a string")
     if not value:
-        raise InvalidInput("id must not be empty")
-    if len(value) > MAX_ID_LENGTH:
-        raise InvalidInput(f"id is {len(value)} characters long; at most {MAX_ID_LENGTH} allowed")
+        raise InvalidInput(f"{what} must not be empty")
+    if len(value) > longest:
+        raise InvalidInput(f"{what} is {len(value)} characters long; at most {longest} allowed")
     for ch in value:
         if ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
             raise InvalidInput(
-                f"id must not contain whitespace or control characters (found U+{ord(ch):04X})"
+                f"{what} must not contain whitespace or control characters (found U+{ord(ch):04X})"
             )
     return value
+
+
+def validate_queue(value: object) -> str:
+    return validate_id(value, "queue name", MAX_QUEUE_NAME)
 
 
 def _int_field(spec: dict, key: str, low: int, high: int) -> int | None:
@@ -175,6 +216,9 @@ def validate_spec(spec: object) -> NewJob:
     job_id = spec.get("id")
     if job_id is not None:
         job_id = validate_id(job_id)
+    queue = spec.get("queue")
+    if queue is not None:
+        queue = validate_queue(queue)
     priority = _int_field(spec, "priority", *PRIORITY_RANGE)
     max_retries = _int_field(spec, "max_retries", 0, MAX_RETRIES_LIMIT)
     timeout = spec.get("timeout")
@@ -191,8 +235,8 @@ def validate_spec(spec: object) -> NewJob:
     if delay is not None:
         delay = parse_duration(delay, "delay")
     return NewJob(
-        command=command, id=job_id, priority=priority or 0, max_retries=max_retries,
-        timeout=timeout, run_at=run_at, delay=delay,
+        command=command, id=job_id, priority=priority, max_retries=max_retries,
+        timeout=timeout, run_at=run_at, delay=delay, queue=queue,
     )
 
 

@@ -54,8 +54,10 @@ class Pool:
     """N worker processes over one store."""
 
     def __init__(self, location: str, count: int, *, burst: bool = False, quiet: bool = False,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None,
+                 queues: list[str] | None = None) -> None:
         self.location = location
+        self.queues = queues  # the queues its workers serve (None: all)
         self.size = count
         self.burst = burst
         self.quiet = quiet
@@ -91,7 +93,7 @@ class Pool:
             target=worker_main, name=f"queuectl-worker-{worker_id}",
             args=(self.location, worker_id),
             kwargs={"burst": self.burst, "quiet": self.quiet, "paused": paused,
-                    "busy": busy, "parent_pid": os.getpid()},
+                    "busy": busy, "parent_pid": os.getpid(), "queues": self.queues},
         )
         process.start()
         child = Child(worker_id, process, paused, busy)

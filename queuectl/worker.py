@@ -13,7 +13,7 @@ import signal
 import socket
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 from .attempt import Attempt, base_environment, job_environment
 from .config import Settings, live_window
@@ -86,7 +86,7 @@ class Worker:
                  set_busy: Callable[[bool], None] = lambda busy: None,
                  parent_pid: int | None = None, clock: Callable[[], float] | None = None,
                  monotonic: Callable[[], float] = time.monotonic,
-                 wake_fds: tuple[int, ...] = ()) -> None:
+                 wake_fds: tuple[int, ...] = (), queues: Sequence[str] | None = None) -> None:
         self.store = store
         # The store's clock (a server's for a server store): what run_at, lease_until and
         # heartbeats are written in.
@@ -101,6 +101,7 @@ class Worker:
         self.set_busy = set_busy
         self.parent_pid = parent_pid
         self.wake_fds = wake_fds  # readable when a signal arrived: stop waiting at once
+        self.queues = None if queues is None else list(queues)  # the queues served (None: all)
         self.host = host_name()
         self.started_at: float | None = None  # store clock, at the first registration
         self.leases = LeaseWatch(settings.lease, monotonic)
@@ -191,10 +192,12 @@ class Worker:
         return rang
 
     def _work_in_flight(self) -> bool:
-        """Whether a job is running or waiting for a retry (a burst waits for those, not for
-        jobs delayed into the future)."""
-        counts = self._retry(lambda: self.store.status(self.clock(), self.settings.lease).counts)
-        return bool(counts.get(JobState.RUNNING) or counts.get(JobState.FAILED))
+        """Whether a job of the queues served is running, or waiting for a retry in a queue
+        that is not paused (a burst waits for those, not for jobs delayed into the future or
+        held in a paused queue)."""
+        served = self._retry(self.store.queues)
+        return any(q.running or (q.counts.get(JobState.FAILED) and not q.paused)
+                   for q in served if self.queues is None or q.name in self.queues)
 
     def _give_back_claimed(self) -> None:
         job, self._claimed = self._claimed, None
@@ -219,7 +222,8 @@ class Worker:
         job, self._claimed = self._claimed, None
         if job is None:
             job = self._retry(lambda: self.store.claim(self.id, now=now,
-                                                       lease=self.settings.lease))
+                                                       lease=self.settings.lease,
+                                                       queues=self.queues))
             if job is None:
                 return None
         self.execute(job)
@@ -257,7 +261,8 @@ class Worker:
         head, tail = attempt.output()
         finished = self._retry(lambda: self.store.finish(
             attempt.job, outcome, now=self.clock(), policy=self.policy, head=head, tail=tail,
-            claim_next=self.id if go_on else None, lease=self.settings.lease))
+            claim_next=self.id if go_on else None, lease=self.settings.lease,
+            queues=self.queues))
         self._claimed = finished.next
         return finished
 

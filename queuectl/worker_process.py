@@ -52,7 +52,8 @@ def _open(location: str, log: Callable[[str], None]):
 
 
 def worker_main(location: str, worker_id: str, *, burst: bool = False, quiet: bool = False,
-                paused=None, busy=None, parent_pid: int | None = None) -> None:
+                paused=None, busy=None, parent_pid: int | None = None,
+                queues: list[str] | None = None) -> None:
     """Entry point of a worker child process (module level so `spawn` can import it).
     `paused` and `busy` are shared values of the pool: its pause switch, our busy flag."""
     if quiet:
@@ -67,7 +68,7 @@ def worker_main(location: str, worker_id: str, *, burst: bool = False, quiet: bo
         store, worker_id, settings=settings, log=log,
         paused=(lambda: paused is not None and bool(paused.value)),
         set_busy=(lambda b: setattr(busy, "value", int(b)) if busy is not None else None),
-        parent_pid=parent_pid, wake_fds=(wake_fd,),
+        parent_pid=parent_pid, wake_fds=(wake_fd,), queues=queues,
     )
     flags = worker.flags
     signal.signal(signal.SIGTERM, lambda s, f: setattr(flags, "warm_stop", True))

@@ -203,7 +203,7 @@ def check(db, acknowledged: Iterable[str] = (), *, expected_output: Mapping[str,
         else:
             assert r.all("PRAGMA quick_check") == [("ok",)]
             now = time.time()
-            counts = dict(r.all("SELECT state, n FROM counts"))
+            counts = dict(r.all("SELECT state, sum(n) FROM counts GROUP BY state"))
         rows = {row["id"]: row for row in r.dicts("SELECT * FROM jobs")}
         all_runs: dict[str, list[dict]] = {}
         for row in r.dicts("SELECT * FROM runs ORDER BY job_id, attempt"):
@@ -421,6 +421,14 @@ def enqueue_many(db, specs: list[dict], cwd) -> list[str]:
                          default_max_retries=3, default_cwd=str(cwd))
     finally:
         s.close()
+
+
+def show_queues(db) -> list[dict]:
+    from procs import cli
+
+    done = cli(db, "queue", "list", "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 def show(db, job_id: str) -> dict:

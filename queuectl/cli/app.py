@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Optional
-
 import typer
 
 from ..errors import InvalidInput, QueueError
@@ -22,9 +20,12 @@ app = typer.Typer(
 dlq_app = typer.Typer(help="The dead letter queue: jobs that ran out of retries.", no_args_is_help=True)
 config_app = typer.Typer(help="Read and change settings stored in the queue.", no_args_is_help=True)
 worker_app = typer.Typer(help="Run and manage worker processes.", no_args_is_help=True)
+queue_app = typer.Typer(help="Named queues: concurrency limits across every host, pause and "
+                             "resume, the defaults of their jobs.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(config_app, name="config")
 app.add_typer(worker_app, name="worker")
+app.add_typer(queue_app, name="queue")
 
 
 DB_HELP = ("The store: an SQLite file path, or postgresql://user@host/db[?schema=NAME] "

@@ -10,9 +10,10 @@ import typer
 
 from ..durations import format_duration, iso, parse_duration, relative
 from ..errors import InvalidInput
-from ..models import JobState, NewJob, parse_spec_json, validate_spec
+from ..models import JobState, NewJob, parse_spec_json, validate_queue, validate_spec
 from .app import app, store
-from .render import emit_json, job_json, jobs_table, run_json, table
+from .render import (emit_json, job_json, jobs_table, queue_json, queues_table, run_json,
+                     table)
 from ..config import live_window, settings_of as settings
 
 LARGE_INPUT = 20_000
@@ -64,7 +65,8 @@ def enqueue(
     spec: Optional[str] = typer.Argument(None, help='A JSON job spec, e.g. \'{"command": "echo hi"}\'.'),
     command: Optional[str] = typer.Option(None, "--command", "-c", help="The shell command to run."),
     job_id: Optional[str] = typer.Option(None, "--id", help="A job id (default: generated)."),
-    priority: Optional[int] = typer.Option(None, "--priority", "-p", help="Higher runs first (default 0)."),
+    queue: Optional[str] = typer.Option(None, "--queue", "-q", help="The queue (default: default); its settings are the job's defaults."),
+    priority: Optional[int] = typer.Option(None, "--priority", "-p", help="Higher runs first (default: the queue's, else 0)."),
     max_retries: Optional[int] = typer.Option(None, "--max-retries", help="Retries after the first run."),
     timeout: Optional[str] = typer.Option(None, "--timeout", help="Seconds or 30s/5m/2h."),
     delay: Optional[str] = typer.Option(None, "--delay", help="Run no sooner than this from now (30s, 5m)."),
@@ -84,6 +86,9 @@ def enqueue(
         jobs = [parse_spec_json(spec)]
     else:
         jobs = [validate_spec(given)]
+    if queue is not None:  # the queue of every job that does not name its own
+        queue = validate_queue(queue)
+        jobs = [j if j.queue is not None else j._replace(queue=queue) for j in jobs]
     s = store(create=True)
     defaults = settings(s)
     ids = s.enqueue(jobs, now=s.now(), default_max_retries=defaults.max_retries,
@@ -105,11 +110,14 @@ def list_jobs(
     state: Optional[List[str]] = typer.Option(None, "--state", "-s", help="pending, running (processing), completed, failed, dead; repeatable."),
     limit: int = typer.Option(50, "--limit", "-n", min=1, max=1_000_000, help="At most this many jobs."),
     search: Optional[str] = typer.Option(None, "--search", help="Only jobs whose id or command contains this text."),
+    queue: Optional[str] = typer.Option(None, "--queue", "-q", help="Only jobs of this queue."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON array."),
 ) -> None:
     """List jobs: waiting ones in the order they will run, the others newest first."""
     s = store(create=False)
-    jobs = s.list_jobs(_states(state), limit=limit, text=search)
+    if queue is not None:
+        s.queue(validate_queue(queue))  # an unknown queue is an error, not an empty list
+    jobs = s.list_jobs(_states(state), limit=limit, text=search, queue=queue)
     if as_json:
         emit_json([job_json(j) for j in jobs])
     elif jobs:
@@ -126,11 +134,12 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
     now = s.now()
     st = s.status(now, worker_timeout=live_window(cfg))
     counts = {state.value: st.counts.get(state, 0) for state in JobState}
+    queues = s.queues()
     if as_json:
         emit_json({"store": s.location, "counts": counts, "workers": st.workers,
                    "oldest_waiting_seconds": st.oldest_waiting_age,
                    "finished_last_minute": st.finished_last_minute,
-                   "next_due": iso(st.next_due)})
+                   "next_due": iso(st.next_due), "queues": [queue_json(q) for q in queues]})
         return
     rows = [[k, str(v)] for k, v in counts.items()]
     rows[3][1] += "  (waiting to retry)" if counts["failed"] else ""
@@ -143,6 +152,9 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
     ]
     width = max(len(r[0]) for r in rows)
     sys.stdout.write("".join(f"{k.ljust(width)}  {v}\n" for k, v in rows))
+    if len(queues) > 1 or any(q.paused or q.concurrency is not None for q in queues):
+        print()
+        queues_table(queues)
 
 
 @app.command()
@@ -163,11 +175,11 @@ def show(job_id: str = typer.Argument(..., metavar="ID", help="The job's id."),
     table(["field", "value"], [[k, "-" if v is None else str(v)] for k, v in fields.items()])
     if runs:
         print()
-        table(["attempt", "started", "took", "outcome", "exit", "worker", "error"], [
+        table(["attempt", "started", "took", "outcome", "exit", "worker", "slot", "error"], [
             [str(r.attempt), relative(r.started_at, now),
              format_duration((r.finished_at or now) - r.started_at), r.outcome or "running",
              r.signal or ("" if r.exit_code is None else str(r.exit_code)), r.worker or "",
-             r.error or ""] for r in runs])
+             "" if r.slot is None else str(r.slot), r.error or ""] for r in runs])
 
 
 @app.command()

@@ -8,7 +8,7 @@ import sys
 from typing import Any, Sequence
 
 from ..durations import format_duration, iso, relative
-from ..models import Job, JobState, Run
+from ..models import Job, JobState, QueueInfo, Run
 from ..sanitize import one_line
 
 
@@ -40,13 +40,13 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, flex: int | 
 
 def job_json(job: Job) -> dict[str, Any]:
     return {
-        "id": job.id, "command": job.command, "state": job.state.value,
+        "id": job.id, "command": job.command, "queue": job.queue, "state": job.state.value,
         "priority": job.priority, "tries": job.tries, "attempt": job.attempt, "max_retries": job.max_retries,
         "timeout": job.timeout, "cwd": job.cwd, "run_at": iso(job.run_at),
         "created_at": iso(job.created_at), "updated_at": iso(job.updated_at),
         "started_at": iso(job.started_at), "finished_at": iso(job.finished_at),
         "exit_code": job.exit_code, "last_error": job.last_error, "worker": job.worker_id,
-        "cancelled": job.cancelled,
+        "slot": job.slot, "cancelled": job.cancelled,
     }
 
 
@@ -55,7 +55,8 @@ def run_json(run: Run) -> dict[str, Any]:
         "attempt": run.attempt, "started_at": iso(run.started_at),
         "finished_at": iso(run.finished_at), "exit_code": run.exit_code, "signal": run.signal,
         "outcome": run.outcome or "running", "error": run.error, "worker": run.worker,
-        "host": run.host, "output_bytes": run.output_bytes, "dropped_bytes": run.dropped_bytes,
+        "host": run.host, "slot": run.slot, "output_bytes": run.output_bytes,
+        "dropped_bytes": run.dropped_bytes,
     }
 
 
@@ -77,3 +78,38 @@ def jobs_table(jobs: Sequence[Job], now: float) -> None:
         rows.append([job.id, job.state.value, str(job.priority),
                      f"{job.tries}/{job.max_retries + 1}", when(job, now), job.command, note])
     table(["id", "state", "pri", "runs", "when", "command", "last error"], rows, flex=5)
+
+
+def queue_json(queue: QueueInfo) -> dict[str, Any]:
+    return {
+        "name": queue.name, "concurrency": queue.concurrency, "paused": queue.paused,
+        "kill": queue.kill, "counts": {s.value: queue.counts.get(s, 0) for s in JobState},
+        "defaults": {"max_retries": queue.max_retries, "timeout": queue.timeout,
+                     "backoff_base": queue.backoff_base, "priority": queue.priority},
+        "created_at": iso(queue.created_at),
+    }
+
+
+def _defaults(queue: QueueInfo) -> str:
+    parts = []
+    if queue.priority is not None:
+        parts.append(f"priority {queue.priority}")
+    if queue.max_retries is not None:
+        parts.append(f"retries {queue.max_retries}")
+    if queue.timeout is not None:
+        parts.append(f"timeout {format_duration(queue.timeout)}")
+    if queue.backoff_base is not None:
+        parts.append(f"backoff {queue.backoff_base:g}")
+    return ", ".join(parts)
+
+
+def queues_table(queues: Sequence[QueueInfo]) -> None:
+    rows = []
+    for q in queues:
+        state = ("paused, killing" if q.kill else "paused") if q.paused else "open"
+        limit = "unlimited" if q.concurrency is None else str(q.concurrency)
+        rows.append([q.name, limit, state, str(q.waiting), str(q.running),
+                     str(q.counts.get(JobState.COMPLETED, 0)), str(q.counts.get(JobState.DEAD, 0)),
+                     _defaults(q)])
+    table(["queue", "limit", "state", "waiting", "running", "completed", "dead", "defaults"],
+          rows, flex=0)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
 from ..durations import format_duration, iso, parse_duration, relative
 from ..errors import InvalidInput
+from ..models import validate_queue
 from ..sanitize import one_line
 from ..store.base import Stop
 from ..store import display_location
@@ -24,6 +25,7 @@ def worker_start(
     count: Optional[int] = typer.Option(None, "--count", "-n", min=1, max=256,
                                         help="Worker processes (default: the `workers` setting)."),
     burst: bool = typer.Option(False, "--burst", help="Exit once no job is eligible to run."),
+    queue: Optional[List[str]] = typer.Option(None, "--queue", "-q", help="Serve only these queues (repeatable or comma-separated; default: all)."),
 ) -> None:
     """Run workers in the foreground. Ctrl+C: finish running jobs, then exit; twice: kill them."""
     from ..pool import Pool, log_to_stderr
@@ -31,9 +33,14 @@ def worker_start(
     s = store(create=True)
     n = count if count is not None else max(1, settings(s).workers)
     s.close()
-    pool = Pool(location(), n, burst=burst, log=log_to_stderr)
+    served = None
+    if queue:
+        served = list(dict.fromkeys(validate_queue(q.strip()) for v in queue
+                                    for q in v.split(",") if q.strip()))
+    pool = Pool(location(), n, burst=burst, log=log_to_stderr, queues=served)
     log_to_stderr(f"starting {n} worker{'s' if n != 1 else ''} on {display_location(location())}"
-                  + (" (burst)" if burst else ""))
+                  + (f" for queue{'s' if len(served) != 1 else ''} {', '.join(served)}"
+                     if served else "") + (" (burst)" if burst else ""))
     code = pool.run()
     if code:
         raise fail(f"workers stopped: they cannot use the store {display_location(location())} (see above)", code)

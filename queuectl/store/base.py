@@ -12,7 +12,7 @@ from enum import IntEnum
 from typing import Iterable, NamedTuple, Sequence
 
 from ..lifecycle import Outcome, RetryPolicy
-from ..models import Job, JobState, NewJob, Run
+from ..models import Job, JobState, NewJob, QueueInfo, Run
 
 Chunks = Sequence[tuple[int, bytes]]  # (stream, data): 1 stdout, 2 stderr
 Tail = tuple[Chunks, int]  # the tail's chunks, and the bytes cut between head and tail
@@ -61,6 +61,10 @@ class Orders(NamedTuple):
     lease_lost: bool
     cancel: bool
     stop: Stop
+    give_back: bool = False  # its queue was paused with --kill: stop it, give it back
+
+
+LOST = Orders(lease_lost=True, cancel=False, stop=Stop.NONE)
 
 
 class Finished(NamedTuple):
@@ -128,7 +132,7 @@ class Store(ABC):
     def get(self, job_id: str) -> Job: ...
     @abstractmethod
     def list_jobs(self, states: Iterable[JobState] | None = None, limit: int | None = 100,
-                  text: str | None = None) -> list[Job]:
+                  text: str | None = None, queue: str | None = None) -> list[Job]:
         """Waiting jobs in the order they will run; others newest first."""
     @abstractmethod
     def runs(self, job_id: str) -> list[Run]: ...
@@ -147,6 +151,27 @@ class Store(ABC):
     def cancel(self, ids: Sequence[str], *, now: float) -> dict[str, str]:
         """Waiting jobs go to the DLQ marked cancelled ("cancelled"); running ones are flagged
         for their worker to kill ("cancelling")."""
+
+    # -- queues
+    @abstractmethod
+    def queues(self) -> list[QueueInfo]:
+        """Every queue, by name, with its jobs counted per state."""
+    @abstractmethod
+    def queue(self, name: str) -> QueueInfo:
+        """One queue (QueueNotFound when no job or `set_queue` named it)."""
+    @abstractmethod
+    def set_queue(self, name: str, *, now: float, **settings) -> QueueInfo:
+        """Create or change a queue: `concurrency`, `max_retries`, `timeout`, `backoff_base`,
+        `priority` (None: unlimited / no default of its own); settings not given stay."""
+    @abstractmethod
+    def pause_queue(self, name: str, *, kill: bool = False) -> QueueInfo:
+        """Start no more of its jobs (on every host, until resumed); with `kill`, also stop
+        its running jobs and give them back uncounted."""
+    @abstractmethod
+    def resume_queue(self, name: str) -> QueueInfo: ...
+    @abstractmethod
+    def remove_queue(self, name: str) -> None:
+        """Forget an empty queue (Conflict while it holds jobs)."""
 
     # -- workers
     @abstractmethod
@@ -169,7 +194,11 @@ class Store(ABC):
         the request also holds for every worker started before `now` that has no row now
         (frozen past its lease, its row removed): it stops when it comes back."""
     @abstractmethod
-    def claim(self, worker_id: str, *, now: float, lease: float) -> Job | None: ...
+    def claim(self, worker_id: str, *, now: float, lease: float,
+              queues: Sequence[str] | None = None) -> Job | None:
+        """Take the next job (of `queues` only, if given) for `worker_id`: the highest priority,
+        then the earliest due, then the oldest, from every queue that is not paused and not at
+        its limit (a job of a limited queue gets a free slot)."""
     @abstractmethod
     def renew(self, job: Job, *, now: float, lease: float, head: Chunks = (),
               tail: Tail | None = None) -> Orders:
@@ -181,9 +210,9 @@ class Store(ABC):
     @abstractmethod
     def finish(self, job: Job, outcome: Outcome, *, now: float, policy: RetryPolicy,
                head: Chunks = (), tail: Tail | None = None, claim_next: str | None = None,
-               lease: float = 0.0) -> Finished:
+               lease: float = 0.0, queues: Sequence[str] | None = None) -> Finished:
         """Record a run's end (lifecycle.finish_change) and, with `claim_next`, claim that
-        worker's next job in the same transaction."""
+        worker's next job (of `queues`) in the same transaction."""
     @abstractmethod
     def release(self, job: Job, *, now: float) -> bool:
         """Give back a claimed job that never started: as if it had not been claimed (its try

@@ -3,11 +3,12 @@ and a running job's output."""
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from ..errors import Conflict
-from ..models import WAITING, Job, JobState, NewJob, Run, new_job_ids
+from ..models import DEFAULT_QUEUE, WAITING, Job, JobState, NewJob, Run, new_job_ids
 from .base import Chunks, Tail
+from .queues import Defaults
 from .sql import ORDER_RECENT, ORDER_WAITING
 
 _JOB_SIZE = len(Job._fields)
@@ -45,16 +46,33 @@ def job_ids_for(jobs: Sequence[NewJob]) -> list[str]:
     return [j.id or next(fresh) for j in jobs]
 
 
+ENQUEUE_COLUMNS = ("id, command, queue, priority, max_retries, timeout, backoff_base, gated, "
+                   "cwd, run_at, created_at, updated_at")
+
+
+def queues_of(jobs: Sequence[NewJob]) -> list[str]:
+    """The queues a batch names, each once."""
+    return list(dict.fromkeys(j.queue or DEFAULT_QUEUE for j in jobs))
+
+
 def enqueue_rows(ids: Sequence[str], jobs: Sequence[NewJob], *, now: float,
-                 default_max_retries: int, default_cwd: str) -> list[tuple]:
-    """(id, command, priority, max_retries, timeout, cwd, run_at, created_at, updated_at)."""
-    return [
-        (jid, j.command, j.priority,
-         default_max_retries if j.max_retries is None else j.max_retries, j.timeout,
-         j.cwd or default_cwd, j.run_at if j.run_at is not None else now + (j.delay or 0.0),
-         now, now)
-        for jid, j in zip(ids, jobs)
-    ]
+                 default_max_retries: int, default_cwd: str,
+                 defaults: Mapping[str, Defaults]) -> list[tuple]:
+    """The ENQUEUE_COLUMNS of each job: what it says, else its queue's defaults, else the
+    store's settings."""
+    rows = []
+    for jid, j in zip(ids, jobs):
+        queue = j.queue or DEFAULT_QUEUE
+        d = defaults[queue]
+        rows.append((
+            jid, j.command, queue,
+            j.priority if j.priority is not None else (d.priority or 0),
+            j.max_retries if j.max_retries is not None else (
+                d.max_retries if d.max_retries is not None else default_max_retries),
+            j.timeout if j.timeout is not None else d.timeout, d.backoff_base, int(d.gated),
+            j.cwd or default_cwd, j.run_at if j.run_at is not None else now + (j.delay or 0.0),
+            now, now))
+    return rows
 
 
 def list_groups(states: Iterable[JobState] | None) -> list[tuple[list[JobState], str]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..lifecycle import Change
 from ..models import Job, Run
+from .queues import GATED_OF_JOB
 
 # Job/Run fields whose column has another name; every other field is its own column.
 _JOB_COLUMN = {"tries": "attempts", "attempt": "runs", "cancel_requested": "cancel"}
@@ -21,7 +22,8 @@ ORDER_RECENT = "ORDER BY updated_at DESC, seq DESC"
 APPLY_SQL = (
     "UPDATE jobs SET state = ?, run_at = coalesce(?, run_at), attempts = attempts + ?, "
     "rescues = rescues + ?, finished_at = ?, exit_code = ?, last_error = ?, cancelled = ?, "
-    "updated_at = ?, worker_id = NULL, token = NULL, lease_until = NULL, lease = NULL "
+    "updated_at = ?, worker_id = NULL, token = NULL, lease_until = NULL, lease = NULL, "
+    f"slot = NULL, gated = {GATED_OF_JOB} "
     "WHERE id = ? AND state = 'running' AND token = ?")
 FINISH_SQL = APPLY_SQL + " AND cancel = ?"
 RUN_END_SQL = ("UPDATE runs SET finished_at = ?, exit_code = ?, signal = ?, outcome = ?, "
@@ -42,18 +44,20 @@ def run_end_params(job: Job, change: Change, now: float, signal: str | None = No
 # A claimed job that never started goes back as it was: its try and its run undone.
 RELEASE_SQL = (
     "UPDATE jobs SET state = ?, attempts = attempts - 1, runs = runs - 1, started_at = NULL, "
-    "updated_at = ?, worker_id = NULL, token = NULL, lease_until = NULL, lease = NULL "
+    "updated_at = ?, worker_id = NULL, token = NULL, lease_until = NULL, lease = NULL, "
+    f"slot = NULL, gated = {GATED_OF_JOB} "
     "WHERE id = ? AND state = 'running' AND token = ?")
 RELEASE_RUN_SQL = "DELETE FROM runs WHERE job_id = ? AND attempt = ?"
 
 RETRY_DEAD_RESET = (
     "state = 'pending', attempts = 0, rescues = 0, cancel = 0, cancelled = 0, run_at = ?, "
     "updated_at = ?, finished_at = NULL, worker_id = NULL, token = NULL, lease_until = NULL, "
-    "lease = NULL, last_error = NULL, exit_code = NULL")
+    f"lease = NULL, last_error = NULL, exit_code = NULL, slot = NULL, gated = {GATED_OF_JOB}")
 CANCEL_WAITING_SQL = (
     "UPDATE jobs SET state = 'dead', cancelled = 1, last_error = 'cancelled', updated_at = ?, "
     "finished_at = ? WHERE id = ? AND state IN ('pending', 'failed')")
 CANCEL_RUNNING_SQL = "UPDATE jobs SET cancel = 1 WHERE id = ? AND state = 'running'"
+FREE_SLOT_SQL = "DELETE FROM slots WHERE job_id = ?"  # a job of a limited queue stopped running
 
 # The stop request that applies to a worker: its own, or a store-wide one made since it started.
 WORKER_STOP = ("(SELECT max(m) FROM (SELECT w.stop AS m UNION ALL SELECT s.mode FROM stops s "

@@ -13,33 +13,76 @@ from typing import Sequence
 from ...lifecycle import (Change, Outcome, RetryPolicy, finish_change, given_back_state,
                           rescue_change)
 from ...models import Job
-from ..base import Chunks, Finished, Lease, Orders, Stop, Tail
+from ..base import LOST, Chunks, Finished, Lease, Orders, Stop, Tail
 from ..rows import job_from_row as _job, store_output
-from ..sql import (APPLY_SQL, FINISH_SQL, JOB_COLUMNS, RELEASE_RUN_SQL, RELEASE_SQL,
-                   RUN_END_SQL, WORKER_STOP, change_params, run_end_params)
+from ..sql import (APPLY_SQL, FINISH_SQL, FREE_SLOT_SQL, JOB_COLUMNS, RELEASE_RUN_SQL,
+                   RELEASE_SQL, RUN_END_SQL, WORKER_STOP, change_params, run_end_params)
 from .conn import Tx, driver
 
+_WAITING = "state IN ('pending', 'failed')"
+_ORDER = "ORDER BY priority DESC, run_at, seq LIMIT 1 FOR UPDATE SKIP LOCKED"
+# The claim in one statement. The candidates are the next job of every open ungated queue (one
+# walk of jobs_ready; for a worker serving some queues, the next job of each of those) and the
+# next job of every open gated queue (not paused, a slot free); the best of them is claimed.
+# A job of a limited queue takes a free slot with an INSERT that a racing claim of the same
+# slot cannot pass (ON CONFLICT DO NOTHING): then nothing is claimed and `candidates` tells the
+# caller to try again. $1 now, $2 the queues served (NULL: all).
 _CLAIM = f"""
-WITH next AS MATERIALIZED (
-    SELECT seq FROM jobs
-    WHERE state IN ('pending', 'failed') AND run_at <= ?
-    ORDER BY priority DESC, run_at, seq LIMIT 1
-    FOR UPDATE SKIP LOCKED
+WITH served AS (SELECT ?::text[] AS names, ?::float8 AS now),
+open_gated AS (
+    SELECT q.name, q.concurrency FROM queues q, served
+    WHERE (q.concurrency IS NOT NULL OR q.paused > 0) AND q.paused = 0
+      AND (served.names IS NULL OR q.name = ANY(served.names))
+      AND (SELECT count(*) FROM slots s WHERE s.queue = q.name) < q.concurrency
+), heads AS MATERIALIZED (
+    SELECT j.seq, j.queue, j.priority, j.run_at FROM served, LATERAL (
+        SELECT seq, queue, priority, run_at FROM jobs
+        WHERE {_WAITING} AND gated = 0 AND run_at <= served.now AND served.names IS NULL
+        {_ORDER}) j
+    UNION ALL
+    SELECT j.seq, j.queue, j.priority, j.run_at FROM served, unnest(served.names) AS n(name),
+    LATERAL (
+        SELECT seq, queue, priority, run_at FROM jobs
+        WHERE queue = n.name AND {_WAITING} AND gated = 0 AND run_at <= served.now
+        {_ORDER}) j
+    UNION ALL
+    SELECT j.seq, j.queue, j.priority, j.run_at FROM served, open_gated g, LATERAL (
+        SELECT seq, queue, priority, run_at FROM jobs
+        WHERE queue = g.name AND {_WAITING} AND run_at <= served.now
+        {_ORDER}) j
+), best AS (
+    SELECT h.seq, h.queue, g.concurrency FROM heads h LEFT JOIN open_gated g ON g.name = h.queue
+    ORDER BY h.priority DESC, h.run_at, h.seq LIMIT 1
+), slot AS (
+    INSERT INTO slots (queue, slot, job_id)
+    SELECT best.queue, free.slot, j.id FROM best JOIN jobs j ON j.seq = best.seq,
+    LATERAL (SELECT min(k) AS slot FROM generate_series(0, best.concurrency - 1) k
+             WHERE NOT EXISTS (SELECT 1 FROM slots s WHERE s.queue = best.queue
+                               AND s.slot = k)) free
+    WHERE best.concurrency IS NOT NULL AND free.slot IS NOT NULL
+    ON CONFLICT DO NOTHING
+    RETURNING slot
 ), claimed AS (
     UPDATE jobs SET state = 'running', attempts = attempts + 1, runs = runs + 1, worker_id = ?,
         token = ?, lease_until = ?, lease = ?, started_at = ?, updated_at = ?, finished_at = NULL,
-        exit_code = NULL, cancel = 0
-    FROM next WHERE jobs.seq = next.seq
-    RETURNING {JOB_COLUMNS}
+        exit_code = NULL, cancel = 0, slot = (SELECT slot FROM slot)
+    FROM best WHERE jobs.seq = best.seq
+      AND (best.concurrency IS NULL OR EXISTS (SELECT 1 FROM slot))
+    RETURNING {", ".join("jobs." + c.strip() for c in JOB_COLUMNS.split(","))}
 ), run AS (
-    INSERT INTO runs (job_id, attempt, started_at, worker, host)
-    SELECT id, runs, ?, ?, (SELECT host FROM workers WHERE id = ?) FROM claimed
+    INSERT INTO runs (job_id, attempt, started_at, worker, host, slot)
+    SELECT id, runs, ?, ?, (SELECT host FROM workers WHERE id = ?), slot FROM claimed
 ), busy AS (
     UPDATE workers SET job_id = (SELECT id FROM claimed), heartbeat_at = ?
     WHERE id = ? AND EXISTS (SELECT 1 FROM claimed)
 )
-SELECT claimed.*, pg_notify(?, '') FROM claimed
+SELECT (SELECT count(*) FROM best), claimed.*,
+    CASE WHEN claimed.id IS NOT NULL THEN pg_notify(?, '') END
+FROM (SELECT 1) one LEFT JOIN claimed ON true
 """
+CLAIM_TRIES = 20  # claims that lose the race for a slot look again, at most this often
+# Whether a running job's queue was paused with --kill (its worker gives the job back).
+_KILLING = ("coalesce((SELECT q.paused = 2 FROM queues q WHERE q.name = jobs.queue), false)")
 _RUNNING_ROW = (f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ? AND state = 'running' "
                 "AND token = ?")
 
@@ -61,34 +104,45 @@ class _Waited(Exception):
 class Claims:
     """Needs PostgresStore's `_tx`, `_read`, `_changed`, `now`, and the channel names."""
 
-    def _claim(self, tx: Tx, worker_id: str, token: str, now: float, lease: float) -> Job | None:
-        row = tx.one(_CLAIM, (now, worker_id, token, now + lease, lease, now, now, now,
-                              worker_id, worker_id, now, worker_id, self.change_channel))
-        return None if row is None else _job(row)
+    def _claim(self, tx: Tx, worker_id: str, token: str, now: float, lease: float,
+               queues: Sequence[str] | None = None) -> Job | None:
+        served = None if queues is None else list(queues)
+        for _ in range(CLAIM_TRIES):
+            row = tx.one(_CLAIM, (served, now, worker_id, token, now + lease, lease, now, now,
+                                  now, worker_id, worker_id, now, worker_id,
+                                  self.change_channel))
+            if row[1] is not None:
+                return _job(row[1:-1])
+            if not row[0]:
+                return None  # nothing to claim
+            # Another claim took the slot this one chose: look again (it sees that now).
+        return None
 
     @staticmethod
     def _token_landed(token: str):
         return lambda tx: tx.one("SELECT 1 FROM jobs WHERE token = ?", (token,)) is not None
 
-    def claim(self, worker_id: str, *, now: float, lease: float) -> Job | None:
+    def claim(self, worker_id: str, *, now: float, lease: float,
+              queues: Sequence[str] | None = None) -> Job | None:
         token = os.urandom(8).hex()
-        return self._tx(lambda tx: self._claim(tx, worker_id, token, now, lease),
+        return self._tx(lambda tx: self._claim(tx, worker_id, token, now, lease, queues),
                         landed=self._token_landed(token))
 
     def renew(self, job: Job, *, now: float, lease: float, head: Chunks = (),
               tail: Tail | None = None) -> Orders:
         def body(tx: Tx) -> Orders:
             row = tx.one("UPDATE jobs SET lease_until = ?, lease = ? "
-                         "WHERE id = ? AND state = 'running' AND token = ? RETURNING cancel",
-                         (now + lease, lease, job.id, job.token))
+                         f"WHERE id = ? AND state = 'running' AND token = ? "
+                         f"RETURNING cancel, {_KILLING}", (now + lease, lease, job.id, job.token))
             if row is None:
-                return Orders(lease_lost=True, cancel=False, stop=Stop.NONE)
+                return LOST
             store_output(tx, job, head, tail)
             w = tx.one(f"UPDATE workers w SET heartbeat_at = ? WHERE id = ? "
                        f"RETURNING {WORKER_STOP}", (now, job.worker_id))
             if head or tail is not None:
                 self._changed(tx)
-            return Orders(lease_lost=False, cancel=bool(row[0]), stop=Stop(w[0] if w else 0))
+            return Orders(lease_lost=False, cancel=bool(row[0]), stop=Stop(w[0] if w else 0),
+                          give_back=bool(row[1]))
 
         def landed(tx: Tx) -> bool:
             # This renewal's lease is on the job: it landed, and the output it carried with it
@@ -99,19 +153,19 @@ class Claims:
         return self._tx(body, landed=landed)
 
     def orders(self, job: Job) -> Orders:
-        rows = self._read("SELECT j.cancel, j.state = 'running' AND j.token IS NOT DISTINCT FROM "
-                          f"?::text, (SELECT {WORKER_STOP} FROM workers w WHERE w.id = ?) "
-                          "FROM jobs j WHERE j.id = ?", (job.token, job.worker_id, job.id))
+        rows = self._read("SELECT jobs.cancel, jobs.state = 'running' AND jobs.token IS NOT "
+                          f"DISTINCT FROM ?::text, (SELECT {WORKER_STOP} FROM workers w "
+                          f"WHERE w.id = ?), {_KILLING} FROM jobs WHERE jobs.id = ?",
+                          (job.token, job.worker_id, job.id))
         if not rows or not rows[0][1]:
-            return Orders(lease_lost=True, cancel=False, stop=Stop.NONE)
-        return Orders(lease_lost=False, cancel=bool(rows[0][0]), stop=Stop(rows[0][2] or 0))
-
-    def _channels(self, change: Change) -> list[str]:
-        return [self.change_channel] + ([self.work_channel] if change.wakes_workers else [])
+            return LOST
+        return Orders(lease_lost=False, cancel=bool(rows[0][0]), stop=Stop(rows[0][2] or 0),
+                      give_back=bool(rows[0][3]))
 
     def _end(self, tx: Tx, apply: str, guard: list, job: Job, change: Change, now: float,
              signal: str | None) -> bool:
-        channels = self._channels(change)
+        wake = change.wakes_workers or job.slot is not None  # (a freed slot: others may start)
+        channels = [self.change_channel] + ([self.work_channel] if wake else [])
         return bool(tx.all(_end_sql(apply, len(channels)),
                            change_params(change, now) + guard
                            + list(run_end_params(job, change, now, signal)[:-2])
@@ -119,7 +173,7 @@ class Claims:
 
     def finish(self, job: Job, outcome: Outcome, *, now: float, policy: RetryPolicy,
                head: Chunks = (), tail: Tail | None = None, claim_next: str | None = None,
-               lease: float = 0.0) -> Finished:
+               lease: float = 0.0, queues: Sequence[str] | None = None) -> Finished:
         token = os.urandom(8).hex()
         first = finish_change(job, outcome, now=now, policy=policy,
                               cancel_requested=job.cancel_requested)
@@ -137,8 +191,10 @@ class Claims:
                                        cancel_requested=_job(row).cancel_requested)
                 self._end(tx, APPLY_SQL, guard[:2], job, change, now, outcome.signal)
             decided[0] = change
+            if job.slot is not None:
+                tx.execute(FREE_SLOT_SQL, (job.id,))
             store_output(tx, job, head, tail)
-            nxt = self._claim(tx, claim_next, token, now, lease) if claim_next else None
+            nxt = self._claim(tx, claim_next, token, now, lease, queues) if claim_next else None
             if nxt is None or claim_next != job.worker_id:  # else the claim updated the row
                 tx.execute("UPDATE workers SET job_id = NULL, heartbeat_at = ? WHERE id = ?",
                            (now, job.worker_id))
@@ -157,6 +213,7 @@ class Claims:
                                             job.token)).rowcount == 1
             if done:
                 tx.execute(RELEASE_RUN_SQL, (job.id, job.attempt))
+                tx.execute(FREE_SLOT_SQL, (job.id,))
                 tx.execute("UPDATE workers SET job_id = NULL WHERE id = ? AND job_id = ?",
                            (job.worker_id, job.id))
                 self._changed(tx, wake_workers=True)
@@ -176,6 +233,7 @@ class Claims:
                                    cancel_requested=job.cancel_requested)
             if tx.execute(APPLY_SQL, change_params(change, now) + [job.id, job.token]).rowcount:
                 tx.execute(RUN_END_SQL, run_end_params(job, change, now))
+                tx.execute(FREE_SLOT_SQL, (job.id,))
                 rescued.append(job.id)
         if rescued:
             self._changed(tx, wake_workers=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ...errors import StoreMissing, StoreUnusable
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 OWNER = "queuectl"
 
 _V1 = """
@@ -133,7 +133,65 @@ CREATE TABLE stops (
 );
 """
 
-MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2}
+# 3: named queues, as SQLite's schema 3 (store/sqlite/schema.py); the count deltas are kept
+# per queue and state.
+_V3 = """
+ALTER TABLE jobs ADD COLUMN queue text NOT NULL DEFAULT 'default';
+ALTER TABLE jobs ADD COLUMN gated smallint NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN slot integer;
+ALTER TABLE jobs ADD COLUMN backoff_base double precision;
+ALTER TABLE runs ADD COLUMN slot integer;
+CREATE TABLE queues (
+    name         text PRIMARY KEY,
+    concurrency  integer,
+    paused       smallint NOT NULL DEFAULT 0,
+    max_retries  integer,
+    timeout      double precision,
+    backoff_base double precision,
+    priority     integer,
+    created_at   double precision NOT NULL
+);
+CREATE TABLE slots (
+    queue  text NOT NULL,
+    slot   integer NOT NULL,
+    job_id text NOT NULL UNIQUE,
+    PRIMARY KEY (queue, slot)
+);
+DROP INDEX jobs_ready;
+DROP INDEX jobs_lease;
+CREATE INDEX jobs_waiting ON jobs (priority DESC, run_at, seq)
+    WHERE state IN ('pending', 'failed');
+CREATE INDEX jobs_ready ON jobs (priority DESC, run_at, seq)
+    WHERE state IN ('pending', 'failed') AND gated = 0;
+CREATE INDEX jobs_queue_ready ON jobs (queue, priority DESC, run_at, seq)
+    WHERE state IN ('pending', 'failed');
+INSERT INTO queues (name, created_at) SELECT 'default', min(created_at) FROM jobs HAVING count(*) > 0;
+ALTER TABLE counts ADD COLUMN queue text NOT NULL DEFAULT 'default';
+CREATE OR REPLACE FUNCTION count_inserted() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    INSERT INTO counts (queue, state, n) SELECT queue, state, count(*) FROM new_rows GROUP BY queue, state;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION count_deleted() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    INSERT INTO counts (queue, state, n) SELECT queue, state, -count(*) FROM old_rows GROUP BY queue, state;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION count_updated() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    INSERT INTO counts (queue, state, n)
+    SELECT q, s, sum(d) FROM (
+        SELECT o.queue AS q, o.state AS s, -1 AS d FROM old_rows o JOIN new_rows w ON w.seq = o.seq
+        WHERE o.state <> w.state OR o.queue <> w.queue
+        UNION ALL
+        SELECT w.queue, w.state, 1 FROM old_rows o JOIN new_rows w ON w.seq = o.seq
+        WHERE o.state <> w.state OR o.queue <> w.queue
+    ) changed GROUP BY q, s;
+    RETURN NULL;
+END $$;
+"""
+
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3}
 
 
 def _version(tx, schema: str, where: str) -> int:

@@ -11,18 +11,18 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-from ...models import Job, JobState, NewJob
-from .. import actions
+from ...models import Job, JobState, NewJob, QueueInfo
+from .. import actions, queues as queue_ops
 from ..base import Status, Stop, Store, WorkerInfo
 from ..reads import SharedReads
-from ..rows import enqueue_rows, job_from_row as _job, like_pattern, list_groups
+from ..rows import (ENQUEUE_COLUMNS, enqueue_rows, job_from_row as _job, like_pattern,
+                    list_groups, queues_of)
 from ..sql import JOB_COLUMNS, WORKER_STOP
 from .claims import Claims
 from .conn import PgConnection, Tx, driver, parse_location
 from .schema import ensure_schema
 
-_COPY_JOBS = ("COPY jobs (id, command, state, priority, max_retries, timeout, cwd, run_at, "
-              "created_at, updated_at) FROM STDIN")
+_COPY_JOBS = f"COPY jobs ({ENQUEUE_COLUMNS}, state) FROM STDIN"
 COPY_THRESHOLD = 64  # rows; smaller batches are inserted with one multi-row INSERT
 
 
@@ -87,19 +87,20 @@ class PostgresStore(Claims, SharedReads, Store):
         if not jobs:
             return []
 
-        def insert(ids: list[str]) -> None:
-            rows = enqueue_rows(ids, jobs, now=now, default_max_retries=default_max_retries,
-                                default_cwd=default_cwd)
+        names = queues_of(jobs)
 
+        def insert(ids: list[str]) -> None:
             def body(tx: Tx) -> None:
+                queue_ops.ensure(tx, names, now, count_rows=False)
+                rows = enqueue_rows(ids, jobs, now=now, default_max_retries=default_max_retries,
+                                    default_cwd=default_cwd, defaults=queue_ops.defaults(tx, names))
                 if len(rows) >= COPY_THRESHOLD:
                     with tx.cur.copy(_COPY_JOBS) as copy:
                         for r in rows:
-                            copy.write_row((r[0], r[1], "pending", *r[2:]))
+                            copy.write_row((*r, "pending"))
                 else:
-                    marks = ",".join(["(?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)"] * len(rows))
-                    tx.execute("INSERT INTO jobs (id, command, state, priority, max_retries, "
-                               "timeout, cwd, run_at, created_at, updated_at) VALUES " + marks,
+                    marks = ",".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')"] * len(rows))
+                    tx.execute(f"INSERT INTO jobs ({ENQUEUE_COLUMNS}, state) VALUES " + marks,
                                [v for r in rows for v in r])
                 self._changed(tx, wake_workers=True)
 
@@ -114,12 +115,15 @@ class PostgresStore(Claims, SharedReads, Store):
 
     # -- reads
     def list_jobs(self, states: Iterable[JobState] | None = None, limit: int | None = 100,
-                  text: str | None = None) -> list[Job]:
+                  text: str | None = None, queue: str | None = None) -> list[Job]:
         where_text, params_text = "", []
         if text:
             # ILIKE: case-insensitive, as SQLite's LIKE is
             where_text = " AND (id ILIKE ? ESCAPE '\\' OR command ILIKE ? ESCAPE '\\')"
             params_text = [like_pattern(text)] * 2
+        if queue is not None:
+            where_text += " AND queue = ?"
+            params_text.append(queue)
 
         def body(tx: Tx) -> list[Job]:
             out: list[Job] = []
@@ -199,6 +203,36 @@ class PostgresStore(Claims, SharedReads, Store):
             self._changed(tx, wake_workers=True)
             return result
         return self._tx(body)
+
+    # -- queues
+    def queues(self) -> list[QueueInfo]:
+        return self._tx(queue_ops.listing)
+
+    def queue(self, name: str) -> QueueInfo:
+        return self._tx(lambda tx: queue_ops.get(tx, name))
+
+    def _queue_change(self, name: str, change, wake: bool) -> QueueInfo:
+        def body(tx: Tx) -> QueueInfo:
+            change(tx)
+            self._changed(tx, wake_workers=wake)
+            return queue_ops.get(tx, name)
+        return self._tx(body)
+
+    def set_queue(self, name: str, *, now: float, **settings) -> QueueInfo:
+        return self._queue_change(name, lambda tx: queue_ops.configure(
+            tx, name, now, count_rows=False, **settings), wake=True)
+
+    def pause_queue(self, name: str, *, kill: bool = False) -> QueueInfo:
+        return self._queue_change(name, lambda tx: queue_ops.pause(tx, name, kill=kill), False)
+
+    def resume_queue(self, name: str) -> QueueInfo:
+        return self._queue_change(name, lambda tx: queue_ops.resume(tx, name), wake=True)
+
+    def remove_queue(self, name: str) -> None:
+        def body(tx: Tx) -> None:
+            queue_ops.remove(tx, name, lock=" FOR UPDATE")
+            self._changed(tx)
+        self._tx(body)
 
     # -- workers
     def register_worker(self, worker_id: str, pid: int, host: str, now: float, *,

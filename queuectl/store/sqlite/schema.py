@@ -7,7 +7,7 @@ import sqlite3
 from ...errors import StoreUnusable
 
 APPLICATION_ID = 0x51554531  # "QUE1"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _V1 = """
 CREATE TABLE jobs (
@@ -109,7 +109,66 @@ CREATE TABLE stops (
 );
 """
 
-MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2}
+# 3: named queues. A job has a queue; a queue may have a concurrency limit (held by `slots`
+# rows: a running job of a limited queue holds one of slots 0..limit-1), be paused, and give
+# its jobs defaults. `gated` marks waiting jobs of limited or paused queues: they are kept out
+# of `jobs_ready`, which the claim walks once for every open ungated queue, and found per queue
+# through `jobs_queue_ready`; `jobs_waiting` lists every waiting job in run order. Counts are
+# kept per queue and state. (jobs_lease served a rescue by wall clock that no longer exists.)
+_V3 = """
+ALTER TABLE jobs ADD COLUMN queue TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE jobs ADD COLUMN gated INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN slot INTEGER;
+ALTER TABLE jobs ADD COLUMN backoff_base REAL;
+ALTER TABLE runs ADD COLUMN slot INTEGER;
+CREATE TABLE queues (
+    name         TEXT PRIMARY KEY,
+    concurrency  INTEGER,
+    paused       INTEGER NOT NULL DEFAULT 0,  -- 0 open, 1 paused, 2 paused and killing
+    max_retries  INTEGER,
+    timeout      REAL,
+    backoff_base REAL,
+    priority     INTEGER,
+    created_at   REAL NOT NULL
+);
+CREATE TABLE slots (
+    queue  TEXT NOT NULL,
+    slot   INTEGER NOT NULL,
+    job_id TEXT NOT NULL UNIQUE,
+    PRIMARY KEY (queue, slot)
+);
+DROP INDEX jobs_ready;
+DROP INDEX jobs_lease;
+CREATE INDEX jobs_waiting ON jobs (priority DESC, run_at, seq)
+    WHERE state IN ('pending', 'failed');
+CREATE INDEX jobs_ready ON jobs (priority DESC, run_at, seq)
+    WHERE state IN ('pending', 'failed') AND gated = 0;
+CREATE INDEX jobs_queue_ready ON jobs (queue, priority DESC, run_at, seq)
+    WHERE state IN ('pending', 'failed');
+DROP TRIGGER jobs_count_delete;
+DROP TRIGGER jobs_count_update;
+ALTER TABLE counts RENAME TO counts_v2;
+CREATE TABLE counts (
+    queue TEXT NOT NULL,
+    state TEXT NOT NULL,
+    n     INTEGER NOT NULL,
+    PRIMARY KEY (queue, state)
+) WITHOUT ROWID;
+INSERT INTO queues (name, created_at) SELECT 'default', min(created_at) FROM jobs HAVING count(*);
+INSERT INTO counts (queue, state, n) SELECT 'default', state, n FROM counts_v2
+    WHERE EXISTS (SELECT 1 FROM queues);
+DROP TABLE counts_v2;
+CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs BEGIN
+    UPDATE counts SET n = n - 1 WHERE queue = OLD.queue AND state = OLD.state;
+END;
+CREATE TRIGGER jobs_count_update AFTER UPDATE OF state, queue ON jobs
+WHEN OLD.state <> NEW.state OR OLD.queue <> NEW.queue BEGIN
+    UPDATE counts SET n = n - 1 WHERE queue = OLD.queue AND state = OLD.state;
+    UPDATE counts SET n = n + 1 WHERE queue = NEW.queue AND state = NEW.state;
+END;
+"""
+
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3}
 
 
 def inspect(conn: sqlite3.Connection, path: str) -> int:

@@ -4,41 +4,27 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import time
 from typing import Iterable, Sequence
 
 from ...errors import StoreUnusable
-from ...lifecycle import Outcome, RetryPolicy, finish_change, given_back_state, rescue_change
-from ...models import Job, JobState, NewJob
+from ...models import Job, JobState, NewJob, QueueInfo
 from ...sanitize import one_line
-from .. import actions
-from ..base import (Chunks, Finished, Lease, Orders, Status, Stop, Store, Tail,
-                    WorkerInfo)
+from .. import actions, queues as queue_ops
+from ..base import Status, Stop, Store, WorkerInfo
 from ..reads import SharedReads
-from ..rows import enqueue_rows, job_from_row as _job, like_pattern, list_groups, store_output
-from ..sql import (FINISH_SQL, JOB_COLUMNS, ORDER_WAITING, RELEASE_RUN_SQL, RELEASE_SQL,
-                   APPLY_SQL, RUN_END_SQL, WORKER_STOP, change_params, run_end_params)
+from ..rows import (ENQUEUE_COLUMNS, enqueue_rows, job_from_row as _job, like_pattern,
+                    list_groups, queues_of)
+from ..sql import JOB_COLUMNS, ORDER_WAITING, WORKER_STOP
+from .claims import Claims
 from .conn import open_connection, translated, write
 from .doorbell import ring
 
-_CLAIM = f"""
-UPDATE jobs SET state = 'running', attempts = attempts + 1, runs = runs + 1, worker_id = ?,
-    token = ?, lease_until = ?, lease = ?, started_at = ?, updated_at = ?, finished_at = NULL,
-    exit_code = NULL, cancel = 0
-WHERE seq = (
-    SELECT seq FROM jobs INDEXED BY jobs_ready
-    WHERE state IN ('pending', 'failed') AND run_at <= ?
-    ORDER BY priority DESC, run_at, seq LIMIT 1
-)
-RETURNING {JOB_COLUMNS}
-"""
 # Waiting jobs are read through their partial indexes, named explicitly: without ANALYZE
 # statistics the planner prefers (state, updated_at) and then sorts every waiting job.
-_FROM_WAITING = "jobs INDEXED BY jobs_ready WHERE state IN ('pending', 'failed') AND"
-_RUNNING_ROW = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ? AND state = 'running' AND token = ?"
-
-
-class SQLiteStore(SharedReads, Store):
+_FROM_WAITING = "jobs INDEXED BY jobs_waiting WHERE state IN ('pending', 'failed') AND"
+_FROM_QUEUE_WAITING = ("jobs INDEXED BY jobs_queue_ready WHERE state IN ('pending', 'failed') "
+                       "AND")
+class SQLiteStore(Claims, SharedReads, Store):
     def __init__(self, path: str, *, durability: str = "full", create: bool = True) -> None:
         self.path = os.path.abspath(os.path.expanduser(path))
         self.location = self.path
@@ -89,15 +75,20 @@ class SQLiteStore(SharedReads, Store):
     # -- enqueue
     def enqueue(self, jobs: Sequence[NewJob], *, now: float, default_max_retries: int,
                 default_cwd: str) -> list[str]:
+        names = queues_of(jobs)
+
         def insert(ids: list[str]) -> None:
-            rows = enqueue_rows(ids, jobs, now=now, default_max_retries=default_max_retries,
-                                default_cwd=default_cwd)
             with self._write() as c:
-                c.executemany(
-                    "INSERT INTO jobs (id, command, state, priority, max_retries, timeout, "
-                    "cwd, run_at, created_at, updated_at) "
-                    "VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)", rows)
-                c.execute("UPDATE counts SET n = n + ? WHERE state = 'pending'", (len(rows),))
+                queue_ops.ensure(c, names, now, count_rows=True)
+                rows = enqueue_rows(ids, jobs, now=now, default_max_retries=default_max_retries,
+                                    default_cwd=default_cwd, defaults=queue_ops.defaults(c, names))
+                c.executemany(f"INSERT INTO jobs ({ENQUEUE_COLUMNS}, state) "
+                              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')", rows)
+                added: dict[str, int] = {}
+                for row in rows:
+                    added[row[2]] = added.get(row[2], 0) + 1
+                c.executemany("UPDATE counts SET n = n + ? WHERE queue = ? AND state = 'pending'",
+                              [(n, q) for q, n in added.items()])
 
         ids = actions.enqueue_with_fresh_ids(jobs, insert, self._existing, sqlite3.IntegrityError)
         self.ring()
@@ -113,18 +104,22 @@ class SQLiteStore(SharedReads, Store):
 
     # -- reads
     def list_jobs(self, states: Iterable[JobState] | None = None, limit: int | None = 100,
-                  text: str | None = None) -> list[Job]:
+                  text: str | None = None, queue: str | None = None) -> list[Job]:
         where_text, params_text = "", []
         if text:
             where_text = " AND (id LIKE ? ESCAPE '\\' OR command LIKE ? ESCAPE '\\')"
             params_text = [like_pattern(text)] * 2
+        if queue is not None:
+            where_text += " AND queue = ?"
+            params_text.append(queue)
         out: list[Job] = []
         for group, order in list_groups(states):
             remaining = -1 if limit is None else limit - len(out)
             if remaining == 0:
                 break
             marks = ",".join("?" * len(group))
-            source = _FROM_WAITING if order == ORDER_WAITING else "jobs WHERE"
+            source = ("jobs WHERE" if order != ORDER_WAITING else _FROM_QUEUE_WAITING
+                      if queue is not None else _FROM_WAITING)
             rows = self._read(
                 f"SELECT {JOB_COLUMNS} FROM {source} state IN ({marks}){where_text} "
                 f"{order} LIMIT ?", [s.value for s in group] + params_text + [remaining])
@@ -132,7 +127,9 @@ class SQLiteStore(SharedReads, Store):
         return out
 
     def status(self, now: float, worker_timeout: float) -> Status:
-        counts = {JobState(s): n for s, n in self._read("SELECT state, n FROM counts")}
+        counts = {state: 0 for state in JobState}
+        for state, n in self._read("SELECT state, n FROM counts"):  # (one row per queue)
+            counts[JobState(state)] += n
         workers = self._read("SELECT count(*) FROM workers WHERE heartbeat_at >= ?",
                              (now - worker_timeout,))[0][0]
         first = self.next_due(now)
@@ -190,6 +187,38 @@ class SQLiteStore(SharedReads, Store):
         self.ring()
         return result
 
+    # -- queues
+    def queues(self) -> list[QueueInfo]:
+        with translated(self.path):
+            return queue_ops.listing(self._conn)
+
+    def queue(self, name: str) -> QueueInfo:
+        with translated(self.path):
+            return queue_ops.get(self._conn, name)
+
+    def set_queue(self, name: str, *, now: float, **settings) -> QueueInfo:
+        with self._write() as c:
+            queue_ops.configure(c, name, now, count_rows=True, **settings)
+            info = queue_ops.get(c, name)
+        self.ring()  # a higher limit may let waiting jobs start
+        return info
+
+    def pause_queue(self, name: str, *, kill: bool = False) -> QueueInfo:
+        with self._write() as c:
+            queue_ops.pause(c, name, kill=kill)
+            return queue_ops.get(c, name)
+
+    def resume_queue(self, name: str) -> QueueInfo:
+        with self._write() as c:
+            queue_ops.resume(c, name)
+            info = queue_ops.get(c, name)
+        self.ring()
+        return info
+
+    def remove_queue(self, name: str) -> None:
+        with self._write() as c:
+            queue_ops.remove(c, name)
+
     # -- workers
     def register_worker(self, worker_id: str, pid: int, host: str, now: float, *,
                         started_at: float | None = None) -> Stop:
@@ -233,123 +262,3 @@ class SQLiteStore(SharedReads, Store):
     def remove_stale_workers(self, before: float) -> int:
         with self._write() as c:
             return c.execute("DELETE FROM workers WHERE heartbeat_at < ?", (before,)).rowcount
-
-    # -- running jobs
-    def _claim(self, c: sqlite3.Connection, worker_id: str, now: float, lease: float) -> Job | None:
-        token = os.urandom(8).hex()
-        row = c.execute(_CLAIM, (worker_id, token, now + lease, lease, now, now, now)).fetchone()
-        if row is None:
-            return None
-        job = _job(row)
-        c.execute("INSERT INTO runs (job_id, attempt, started_at, worker, host) "
-                  "VALUES (?, ?, ?, ?, (SELECT host FROM workers WHERE id = ?))",
-                  (job.id, job.attempt, now, worker_id, worker_id))
-        c.execute("UPDATE workers SET job_id = ?, heartbeat_at = ? WHERE id = ?",
-                  (job.id, now, worker_id))
-        return job
-
-    def claim(self, worker_id: str, *, now: float, lease: float) -> Job | None:
-        with self._write() as c:
-            return self._claim(c, worker_id, now, lease)
-
-    def renew(self, job: Job, *, now: float, lease: float, head: Chunks = (),
-              tail: Tail | None = None) -> Orders:
-        with self._write() as c:
-            row = c.execute("UPDATE jobs SET lease_until = ?, lease = ? "
-                            "WHERE id = ? AND state = 'running' AND token = ? RETURNING cancel",
-                            (now + lease, lease, job.id, job.token)).fetchone()
-            if row is None:
-                return Orders(lease_lost=True, cancel=False, stop=Stop.NONE)
-            store_output(c, job, head, tail)
-            c.execute("UPDATE workers SET heartbeat_at = ? WHERE id = ?", (now, job.worker_id))
-            w = c.execute(f"SELECT {WORKER_STOP} FROM workers w WHERE id = ?",
-                          (job.worker_id,)).fetchone()
-        return Orders(lease_lost=False, cancel=bool(row[0]), stop=Stop(w[0] if w else 0))
-
-    def orders(self, job: Job) -> Orders:
-        rows = self._read(f"SELECT j.cancel, j.state = 'running' AND j.token IS ?, "
-                          f"(SELECT {WORKER_STOP} FROM workers w WHERE w.id = ?) "
-                          "FROM jobs j WHERE j.id = ?", (job.token, job.worker_id, job.id))
-        if not rows or not rows[0][1]:
-            return Orders(lease_lost=True, cancel=False, stop=Stop.NONE)
-        return Orders(lease_lost=False, cancel=bool(rows[0][0]), stop=Stop(rows[0][2] or 0))
-
-    def finish(self, job: Job, outcome: Outcome, *, now: float, policy: RetryPolicy,
-               head: Chunks = (), tail: Tail | None = None, claim_next: str | None = None,
-               lease: float = 0.0) -> Finished:
-        change = finish_change(job, outcome, now=now, policy=policy,
-                               cancel_requested=job.cancel_requested)
-        with self._write() as c:
-            guard = [job.id, job.token, int(job.cancel_requested)]
-            if c.execute(FINISH_SQL, change_params(change, now) + guard).rowcount != 1:
-                row = c.execute(_RUNNING_ROW, (job.id, job.token)).fetchone()
-                if row is None:
-                    return Finished(False, None, None)  # stale claim: nothing changed
-                # Cancelled since the worker last looked: decide again with the row's flag.
-                change = finish_change(job, outcome, now=now, policy=policy,
-                                       cancel_requested=_job(row).cancel_requested)
-                c.execute(APPLY_SQL, change_params(change, now) + guard[:2])
-            store_output(c, job, head, tail)
-            c.execute(RUN_END_SQL, run_end_params(job, change, now, outcome.signal))
-            nxt = self._claim(c, claim_next, now, lease) if claim_next else None
-            if nxt is None or claim_next != job.worker_id:  # else the claim updated the row
-                c.execute("UPDATE workers SET job_id = NULL, heartbeat_at = ? WHERE id = ?",
-                          (now, job.worker_id))
-        if change.wakes_workers:
-            self.ring()
-        return Finished(True, change.state, nxt)
-
-    def release(self, job: Job, *, now: float) -> bool:
-        with self._write() as c:
-            done = c.execute(RELEASE_SQL, (given_back_state(job).value, now, job.id,
-                                           job.token)).rowcount == 1
-            if done:
-                c.execute(RELEASE_RUN_SQL, (job.id, job.attempt))
-                c.execute("UPDATE workers SET job_id = NULL WHERE id = ? AND job_id = ?",
-                          (job.worker_id, job.id))
-        if done:
-            self.ring()
-        return done
-
-    def _rescue_rows(self, c: sqlite3.Connection, rows: list, died: set[str], now: float,
-                     policy: RetryPolicy) -> list[str]:
-        rescued = []
-        for row in rows:
-            job = _job(row)
-            change = rescue_change(job, died=job.worker_id in died, now=now, policy=policy,
-                                   cancel_requested=job.cancel_requested)
-            if c.execute(APPLY_SQL, change_params(change, now) + [job.id, job.token]).rowcount:
-                c.execute(RUN_END_SQL, run_end_params(job, change, now))
-                rescued.append(job.id)
-        return rescued
-
-    def rescue_dead_workers(self, worker_ids: Sequence[str], *, now: float,
-                            policy: RetryPolicy) -> list[str]:
-        dead = list(dict.fromkeys(worker_ids))
-        if not dead:
-            return []
-        marks = ",".join("?" * len(dead))
-        with self._write() as c:
-            rows = c.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'running' "
-                             f"AND worker_id IN ({marks}) ORDER BY seq", dead).fetchall()
-            rescued = self._rescue_rows(c, rows, set(dead), now, policy)
-            c.execute(f"DELETE FROM workers WHERE id IN ({marks})", dead)
-        if rescued:
-            self.ring()
-        return rescued
-
-    def rescue_lapsed(self, leases: Sequence[Lease], *, now: float, policy: RetryPolicy,
-                      max_wait: float) -> list[str] | None:
-        if not leases:
-            return []
-        asked = time.monotonic()
-        with self._write() as c:
-            if time.monotonic() - asked > max_wait:
-                return None  # the write lock was held: renewals were waiting for it too
-            rows = [row for lease in leases for row in c.execute(
-                _RUNNING_ROW + " AND lease_until = ?",
-                (lease.job_id, lease.token, lease.lease_until)).fetchall()]
-            rescued = self._rescue_rows(c, rows, set(), now, policy)
-        if rescued:
-            self.ring()
-        return rescued
