@@ -61,9 +61,9 @@ class FakePool:
 
 
 def build_app(path: str, pool: FakePool | None = None,
-              factory: Callable[[], SQLiteStore] | None = None) -> QueueApp:
+              factory: Callable[[], SQLiteStore] | None = None, interval: float = 0.5) -> QueueApp:
     return make_app(factory or (lambda: open_store(path)), pool=pool, clock=lambda: NOW,
-                    location=LOCATION, watch=False, interval=0.5)
+                    location=LOCATION, watch=False, interval=interval)
 
 
 async def wait_for(pilot, condition: Callable[[], object], timeout: float = 5.0,

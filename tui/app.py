@@ -71,6 +71,11 @@ class QueueApp(PoolAndPalette, App):
         self._pool_lock = threading.Lock()
         self._stopping = False
 
+    def notify(self, message: str, *, title: str = "", severity="information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """Every toast is literal text: messages carry ids, commands and errors (see inert.py)."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+
     def get_default_screen(self) -> Screen:
         self._main = MainScreen()
         return self._main

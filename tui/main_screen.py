@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from queuectl.sanitize import one_line
 
+from .inert import plain
 from .panes import JobTable
 from .rate import format_rate
 from .snapshot import PANE_TITLES, PANES, Snapshot, header_counts
@@ -95,7 +96,7 @@ class MainScreen(Screen):
         with Grid(id="panes"):
             for index, name in enumerate(PANES, 1):
                 with Vertical(id=f"pane-{name}", classes="pane") as box:
-                    box.border_title = f"{index} {PANE_TITLES[name]}"
+                    box.border_title = plain(f"{index} {PANE_TITLES[name]}")
                     yield JobTable(name, id=f"table-{name}")
         yield Footer()
 
@@ -133,7 +134,7 @@ class MainScreen(Screen):
             for index, name in enumerate(PANES, 1):
                 pane = snap.panes[name]
                 count = f"{len(pane.rows)}/{pane.total:,}" if snap.text else f"{pane.total:,}"
-                self.pane_box(name).border_title = f"{index} {PANE_TITLES[name]} {count}"
+                self.pane_box(name).border_title = plain(f"{index} {PANE_TITLES[name]} {count}")
                 self.table(name).apply(pane)
         except NoMatches:  # the panes are still being mounted: apply once they are
             self.call_after_refresh(self._reapply)
