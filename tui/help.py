@@ -13,7 +13,8 @@ from textual.widgets import Static
 KEYS = (
     ("1 2 3 4", "show Pending, Running, Completed, Dead"),
     ("tab / shift+tab", "next / previous pane"),
-    ("↑ ↓ pgup pgdn", "move in the pane"),
+    ("↑ ↓ pgup pgdn end", "move in the pane: the chosen job stays selected as rows arrive"),
+    ("home", "back to the top row: the pane follows the newest (Pending: the next to run)"),
     ("enter", "open the selected job's log (click a row too)"),
     ("[ ]", "log: previous / next attempt"),
     ("escape", "back / close"),

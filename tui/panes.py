@@ -19,13 +19,24 @@ DEAD_ERROR_STYLE = "red"
 
 
 class JobTable(DataTable):
-    """One pane. Row keys are job ids; `apply` touches only the rows and cells that changed."""
+    """One pane. Row keys are job ids; `apply` touches only the rows and cells that changed.
 
-    BINDINGS = [Binding("enter", "select_cursor", "Log")]
+    Until the person moves in it, a pane follows its top row (the newest job; in Pending the
+    next to run): the cursor stays on the top row and the view at the top as rows arrive. Once
+    they move the cursor or scroll away, the job they chose stays selected and on the same line
+    of the screen while rows come and go; Home (or going back to the top) follows again.
+    """
+
+    BINDINGS = [
+        Binding("enter", "select_cursor", "Log"),
+        Binding("home", "scroll_top", "First", show=False),
+        Binding("end", "scroll_bottom", "Last", show=False),
+    ]
 
     def __init__(self, pane: str, **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
         self.pane = pane
+        self.following = True  # False once the person chose a row or scrolled away
         self._rows: dict[str, Row] = {}
         self._order: list[str] = []
         self._keys = [key for key, _, _ in COLUMNS[pane]]
@@ -48,6 +59,47 @@ class JobTable(DataTable):
             cells[3].stylize(DEAD_ERROR_STYLE)
         return cells
 
+    # -- the person moves: every way the cursor or the view moves by hand decides `following`
+    def _moved(self) -> None:
+        self.following = self.cursor_row <= 0 and self.scroll_target_y <= 0
+
+    def action_cursor_up(self) -> None:
+        super().action_cursor_up()
+        self._moved()
+
+    def action_cursor_down(self) -> None:
+        super().action_cursor_down()
+        self._moved()
+
+    def action_page_up(self) -> None:
+        super().action_page_up()
+        self._moved()
+
+    def action_page_down(self) -> None:
+        super().action_page_down()
+        self._moved()
+
+    def action_scroll_top(self) -> None:
+        super().action_scroll_top()
+        self.scroll_to(y=0, animate=False)
+        self.following = True
+
+    def action_scroll_bottom(self) -> None:
+        super().action_scroll_bottom()
+        self._moved()
+
+    async def _on_click(self, event) -> None:
+        await super()._on_click(event)
+        self._moved()
+
+    def _on_mouse_scroll_down(self, event) -> None:
+        super()._on_mouse_scroll_down(event)
+        self._moved()
+
+    def _on_mouse_scroll_up(self, event) -> None:
+        super()._on_mouse_scroll_up(event)
+        self._moved()
+
     def apply(self, data: PaneData) -> int:
         """Bring the table to `data.rows`; returns how many rows or cells were touched."""
         wanted = {row.key: row for row in data.rows}
@@ -55,6 +107,7 @@ class JobTable(DataTable):
         if order == self._order and all(self._rows[k] == wanted[k] for k in order):
             return 0
         selected = self.selected_id()
+        line = self.cursor_row - round(self.scroll_target_y)  # the selection's screen line
         touched = 0
         with self.app.batch_update():
             for key in [k for k in self._order if k not in wanted]:
@@ -76,9 +129,25 @@ class JobTable(DataTable):
                 rank = {row.cells[0]: index for index, row in enumerate(data.rows)}
                 self.sort("id", key=lambda cell: rank[cell.plain])
             self._order = order
-            if selected in wanted:
-                self.move_cursor(row=self.get_row_index(selected), animate=False)
+            self._place(selected if selected in wanted else None, line)
         return touched
+
+    def _place(self, selected: str | None, line: int) -> None:
+        """Following: the cursor on the top row, the view at the top. Else `selected` stays
+        selected on screen line `line` (a row that left: the cursor keeps its index)."""
+        if not self.row_count:
+            return
+        if self.following:
+            self.move_cursor(row=0, animate=False, scroll=False)
+            top = 0
+        elif selected is not None:
+            row = self.get_row_index(selected)
+            self.move_cursor(row=row, animate=False, scroll=False)
+            top = max(0, row - line)
+        else:
+            top = round(self.scroll_target_y)
+        # After the refresh: the table's height is only known once the new rows are measured.
+        self.call_after_refresh(self.scroll_to, y=top, animate=False, force=True)
 
     def _order_in_table(self) -> list[str]:
         return [row.key.value for row in self.ordered_rows]
