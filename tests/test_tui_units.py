@@ -12,7 +12,7 @@ from queuectl.errors import InvalidInput
 from queuectl.models import Job, JobState, NewJob
 from queuectl_tui.dialogs import spec_from_form
 from queuectl_tui.live import watched_files
-from queuectl_tui.logviewer import MAX_LINE_BYTES, LogScreen, OutputView
+from queuectl_tui.logviewer import MAX_LINE_CHARS, LogScreen, OutputView
 from queuectl_tui.rate import Rate, format_rate
 from queuectl_tui.snapshot import job_row
 
@@ -138,7 +138,7 @@ async def test_huge_lines_are_clipped(tmp_path):
         await wait_for(pilot, lambda: isinstance(app.screen, LogScreen) and app.screen.log_ready)
         view = app.screen.query_one(OutputView)
         await wait_for(pilot, lambda: "end" in view.text())
-        assert sum(len(d) for _, d in view.lines[0]) == MAX_LINE_BYTES
+        assert sum(len(d) for _, d in view.lines[0]) == MAX_LINE_CHARS
         assert "line clipped" in view.text()
         started = time.monotonic()
         await pilot.press("right", "end")

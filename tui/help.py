@@ -13,10 +13,11 @@ from textual.widgets import Static
 KEYS = (
     ("1 2 3 4", "show Pending, Running, Completed, Dead"),
     ("tab / shift+tab", "next / previous pane"),
-    ("↑ ↓ pgup pgdn end", "move in the pane: the chosen job stays selected as rows arrive"),
-    ("home", "back to the top row: the pane follows the newest (Pending: the next to run)"),
+    ("↑ ↓ pgup pgdn end", "move in the pane; the chosen job stays put as rows arrive"),
+    ("home", "top row: follow the newest (Pending: the next to run)"),
     ("enter", "open the selected job's log (click a row too)"),
     ("[ ]", "log: previous / next attempt"),
+    ("end", "log: follow the live output (scrolling up pauses)"),
     ("escape", "back / close"),
     ("r", "retry the selected dead job"),
     ("R", "retry every dead job (asks first)"),
