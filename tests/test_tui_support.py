@@ -76,6 +76,24 @@ async def wait_for(pilot, condition: Callable[[], object], timeout: float = 5.0,
         await pilot.pause(0.02)
 
 
+async def burst(pilot, *keys: str) -> None:
+    """Send `keys` the way a terminal delivers a fast burst: all queued at once, then let the
+    app process them (`pilot.press` waits for each key to be handled before the next)."""
+    from textual import events
+    from textual.keys import _character_to_key
+
+    app = pilot.app
+    for key in keys:
+        char = key if len(key) == 1 else None
+        if char is not None and not char.isalnum():
+            key = _character_to_key(char)
+        event = events.Key(key, char)
+        event.set_sender(app)
+        app._driver.send_message(event)
+    await pilot.pause()
+    await pilot.pause()
+
+
 async def ready(pilot, app: QueueApp, snapshots: int = 1) -> None:
     """Wait for the first snapshot(s) to be applied and painted."""
     await wait_for(pilot, lambda: app.applied >= snapshots, what="a snapshot")

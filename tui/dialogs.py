@@ -83,11 +83,19 @@ def spec_from_form(values: dict[str, str]) -> NewJob:
 
 
 class NewJobScreen(ModalScreen[str | None]):
-    """A form for one job; errors from validation or the store are shown inline."""
+    """A form for one job; errors from validation or the store are shown inline.
+
+    Tab and shift+tab are priority bindings: the app moves the focus as it reads the key, so
+    the keys typed right after it go to the next field even when they arrive in one burst (a
+    plain binding moved the focus only once the field being left had handled the Tab, after
+    the app had already handed it the keys that followed).
+    """
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
         Binding("ctrl+s", "submit", "Enqueue"),
+        Binding("tab", "app.focus_next", "Next field", show=False, priority=True),
+        Binding("shift+tab", "app.focus_previous", "Previous field", show=False, priority=True),
     ]
 
     def __init__(self, enqueue: Callable[[NewJob, str], str]) -> None:

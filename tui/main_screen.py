@@ -69,25 +69,42 @@ class FilterInput(Input):
 
 
 class MainScreen(Screen):
+    """The header, the four panes, the filter bar and the footer.
+
+    The keys that move the focus (or open the form) are priority bindings: the app acts on
+    them as it reads them, so the keys typed right after land where the focus went, even in
+    one burst. While the filter has the focus, those that are also text are typed instead.
+    """
+
     BINDINGS = [
-        Binding("1", "pane('pending')", "Pending", show=False),
-        Binding("2", "pane('running')", "Running", show=False),
-        Binding("3", "pane('completed')", "Completed", show=False),
-        Binding("4", "pane('dead')", "Dead", show=False),
-        Binding("tab", "cycle(1)", "Next pane", show=False),
-        Binding("shift+tab", "cycle(-1)", "Previous pane", show=False),
+        Binding("1", "pane('pending')", "Pending", show=False, priority=True),
+        Binding("2", "pane('running')", "Running", show=False, priority=True),
+        Binding("3", "pane('completed')", "Completed", show=False, priority=True),
+        Binding("4", "pane('dead')", "Dead", show=False, priority=True),
+        Binding("tab", "cycle(1)", "Next pane", show=False, priority=True),
+        Binding("shift+tab", "cycle(-1)", "Previous pane", show=False, priority=True),
         Binding("enter", "open_log", "Log", show=False),
         Binding("r", "app.retry_job", "Retry"),
         Binding("R", "app.retry_all", "Retry all", show=False),
         Binding("c", "app.cancel_job", "Cancel"),
-        Binding("n", "app.new_job", "New"),
-        Binding("slash", "filter", "Filter"),
+        Binding("n", "new_job", "New", priority=True),
+        Binding("slash", "filter", "Filter", priority=True),
         Binding("plus", "app.scale(1)", "+worker", show=False),
         Binding("minus", "app.scale(-1)", "-worker", show=False),
         Binding("p", "app.toggle_pause", "Pause"),
         Binding("question_mark", "app.help", "Help"),
         Binding("q", "app.quit", "Quit"),
     ]
+
+    TYPED_IN_FILTER = frozenset({"pane", "new_job", "filter"})
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in self.TYPED_IN_FILTER and isinstance(self.focused, Input):
+            return False  # the key is text for the filter
+        return True
+
+    def action_new_job(self) -> None:
+        self.app.action_new_job()
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
