@@ -85,9 +85,12 @@ class Store(ABC):
         return time.time()
 
     def doorbell(self, everything: bool = False):
-        """Something to wait on until work may be there (see store/sqlite/doorbell.py and store/postgres/doorbell.py): `wait(timeout, fds)`,
-        `clear()`, `close()`. `everything`: wake on every change (for a console), not only on
-        new work. None when the store has no way to notify."""
+        """Something to wait on until work may be there: `wait(timeout, fds)` (True when rung),
+        `clear()`, `close()`, and `mechanism` (how it is woken, e.g. "inotify", "listen";
+        "poll" when it only sleeps). `everything`: wake on every change of the store (for a
+        console), not only on new work; such a doorbell raises OSError or QueueError, saying
+        why, when it cannot watch. None when the store has no way to notify. Implementations:
+        store/sqlite/doorbell.py, store/postgres/doorbell.py."""
         return None
 
     def verify(self) -> None:
