@@ -21,7 +21,7 @@ from queuectl.demo import seed_showcase
 from queuectl_tui.logviewer import LogScreen, OutputView
 
 NOW = 1_700_000_000.0
-LOCATION = "~/.local/share/queuectl/queuectl.db"
+STORE_TEXT = "~/.local/share/queuectl/queuectl.db"
 
 
 class FakePool:
@@ -45,6 +45,12 @@ class FakePool:
     def worker_ids(self) -> list[str]:
         return ["w-3f9a1c", "w-7b2e04"]
 
+    def supervise(self) -> None:
+        pass
+
+    def request_stop(self, cold: bool = False) -> None:
+        pass
+
     def stop(self, cold: bool = False, timeout: float | None = None) -> None:
         pass
 
@@ -59,7 +65,7 @@ async def _until(pilot, condition, timeout: float = 5.0) -> None:
 
 async def shoot(path: str, out: str, size: tuple[int, int]) -> list[str]:
     app = make_app(lambda: SQLiteStore(path, durability="normal"), pool=FakePool(),
-                   clock=lambda: NOW, location=LOCATION, watch=False)
+                   clock=lambda: NOW, store_text=STORE_TEXT, watch=False)
     saved = []
 
     def save(name: str) -> None:

@@ -13,7 +13,7 @@ from queuectl_tui.app import QueueApp, make_app
 from queuectl.demo import seed_showcase
 
 NOW = 1_700_000_000.0
-LOCATION = "/var/lib/queuectl/queuectl.db"  # shown in the header; fixed for snapshots
+STORE_TEXT = "/var/lib/queuectl/queuectl.db"  # shown in the header; fixed for snapshots
 
 
 def seeded_path(tmp_path: Path) -> str:
@@ -56,6 +56,12 @@ class FakePool:
     def worker_ids(self) -> list[str]:
         return list(self._ids)
 
+    def supervise(self) -> None:
+        pass
+
+    def request_stop(self, cold: bool = False) -> None:
+        self.calls.append(("request_stop", cold))
+
     def stop(self, cold: bool = False, timeout: float | None = None) -> None:
         self.calls.append(("stop", cold))
 
@@ -63,7 +69,7 @@ class FakePool:
 def build_app(path: str, pool: FakePool | None = None,
               factory: Callable[[], SQLiteStore] | None = None, interval: float = 0.5) -> QueueApp:
     return make_app(factory or (lambda: open_store(path)), pool=pool, clock=lambda: NOW,
-                    location=LOCATION, watch=False, interval=interval)
+                    store_text=STORE_TEXT, watch=False, interval=interval)
 
 
 async def wait_for(pilot, condition: Callable[[], object], timeout: float = 5.0,

@@ -10,6 +10,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from .snapshot import PANE_LIMIT
+
 KEYS = (
     ("1 2 3 4", "show Pending, Running, Completed, Dead"),
     ("tab / shift+tab", "next / previous pane"),
@@ -32,7 +34,7 @@ KEYS = (
 )
 
 NOTES = (
-    "Panes show the first 200 jobs of each state: waiting jobs in the order they will run, "
+    f"Panes show the first {PANE_LIMIT} jobs of each state: waiting jobs in the order they will run, "
     "the others newest first. Yellow 'retry in …' rows failed and wait for their next attempt; "
     "cyan rows are delayed. Throughput is the number of jobs finished in the last minute "
     "divided by 60, one bar per 10 s. Job output is shown as plain text: escape sequences "

@@ -23,9 +23,10 @@ COUNT_STYLES = {"pending": "bold", "retrying": "yellow", "running": "bold green"
 
 
 class StatusBar(Static):
-    """Two lines: counts per state; workers, throughput and the store."""
+    """Two lines: counts per state; workers, throughput and the store (or what is wrong)."""
 
-    def show(self, snap: Snapshot | None, error: str | None, location: str) -> None:
+    def show(self, snap: Snapshot | None, *, error: str | None, store_text: str,
+             watch_problem: str | None) -> None:
         text = Text(" ")
         if snap is not None:
             for index, (label, number) in enumerate(header_counts(snap.counts)):
@@ -55,8 +56,11 @@ class StatusBar(Static):
             text.append("  ·  ", "dim")
         if error:
             text.append(f"store unavailable, retrying: {one_line(error, 100)}", "bold red")
+        elif watch_problem:
+            text.append(f"not watching the store: {watch_problem}; refreshing every second",
+                        "bold yellow")
         else:
-            text.append(one_line(location, 200), "dim")
+            text.append(one_line(store_text, 200), "dim")
         self.update(text)
 
 
@@ -91,7 +95,9 @@ class MainScreen(Screen):
         Binding("slash", "filter", "Filter", priority=True),
         Binding("plus", "app.scale(1)", "+worker", show=False),
         Binding("minus", "app.scale(-1)", "-worker", show=False),
-        Binding("p", "app.toggle_pause", "Pause"),
+        Binding("p", "app.pause_pool", "Pause"),
+        Binding("p", "app.resume_pool", "Resume"),
+        Binding("escape", "clear_filter", "Clear filter"),
         Binding("question_mark", "app.help", "Help"),
         Binding("q", "app.quit", "Quit"),
     ]
@@ -101,7 +107,12 @@ class MainScreen(Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in self.TYPED_IN_FILTER and isinstance(self.focused, Input):
             return False  # the key is text for the filter
+        if action == "clear_filter":
+            return self.app.filter_text is not None
         return True
+
+    def action_clear_filter(self) -> None:
+        self.query_one(FilterInput).action_clear()
 
     def action_new_job(self) -> None:
         self.app.action_new_job()
@@ -119,16 +130,16 @@ class MainScreen(Screen):
 
     def on_mount(self) -> None:
         self._active = PANES[0]
-        self.query_one(StatusBar).show(None, None, self.app.location)
+        self.show_status()
         self.table().focus()
         self.call_after_refresh(self._reapply)
 
     def _reapply(self) -> None:
         """Apply a snapshot that arrived before the tabs were mounted."""
         if self.app.snapshot is not None:
-            self.apply(self.app.snapshot, self.app.error)
-        elif self.app.error is not None:
-            self.show_error(self.app.error)
+            self.apply(self.app.snapshot)
+        else:
+            self.show_status()
 
     @property
     def active(self) -> str:
@@ -145,9 +156,9 @@ class MainScreen(Screen):
         """(pane, selected job id or None)."""
         return self.active, self.table().selected_id()
 
-    def apply(self, snap: Snapshot, error: str | None) -> None:
+    def apply(self, snap: Snapshot) -> None:
         try:
-            self.query_one(StatusBar).show(snap, error, snap.location)
+            self.show_status(snap)
             for index, name in enumerate(PANES, 1):
                 pane = snap.panes[name]
                 count = f"{len(pane.rows)}/{pane.total:,}" if snap.text else f"{pane.total:,}"
@@ -156,11 +167,15 @@ class MainScreen(Screen):
         except NoMatches:  # the panes are still being mounted: apply once they are
             self.call_after_refresh(self._reapply)
 
-    def show_error(self, error: str) -> None:
+    def show_status(self, snap: Snapshot | None = None) -> None:
+        """The header for `snap` (default: the last one) and the app's troubles."""
+        app = self.app
         try:
-            self.query_one(StatusBar).show(self.app.snapshot, error, self.app.location)
+            bar = self.query_one(StatusBar)
         except NoMatches:  # not mounted yet: shown on mount
-            pass
+            return
+        bar.show(snap or app.snapshot, error=app.error, store_text=app.store_text,
+                 watch_problem=app.watch_problem)
 
     def action_pane(self, name: str) -> None:
         self._active = name

@@ -6,7 +6,7 @@ already made inert with `sanitize`; the widgets wrap them in Rich `Text` (never 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Mapping
 
@@ -37,6 +37,7 @@ COLUMNS: Mapping[str, tuple[tuple[str, str, int], ...]] = MappingProxyType({
              ("error", "last error", 30), ("command", "command", 40)),
 })
 CELL_LIMIT = 200  # characters kept per cell; the table crops to the column width
+PANE_LIMIT = 200  # rows read per pane: the SQL LIMIT, so a refresh costs the same at any size
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ class LogData:
 class Request:
     seq: int
     text: str | None = None
-    limit: int = 200
+    limit: int = PANE_LIMIT
     log: LogRequest | None = None
 
 
@@ -97,7 +98,6 @@ class WorkersView:
 class Snapshot:
     seq: int
     taken_at: float
-    location: str
     counts: Mapping[JobState, int]
     workers: WorkersView
     rate: float  # jobs finished per second, averaged over the last minute
@@ -105,10 +105,6 @@ class Snapshot:
     panes: Mapping[str, PaneData]
     log: LogData | None = None
     text: str | None = None
-    extra: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-
-    def pane_total(self, name: str) -> int:
-        return sum(self.counts.get(s, 0) for s in PANE_STATES[name])
 
 
 def _cell(text: str | None) -> str:
