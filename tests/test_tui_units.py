@@ -128,7 +128,7 @@ async def test_a_store_that_cannot_be_watched_is_said_so_in_the_header(tmp_path)
     path = seeded_path(tmp_path)
     app = make_app(lambda: UnwatchableStore(path, durability="normal"), pool=None,
                    clock=lambda: NOW, store_text="q.db", watch=True, interval=0.2)
-    async with app.run_test(size=(160, 30)) as pilot:
+    async with app.run_test(size=(220, 30)) as pilot:
         await wait_for(pilot, lambda: "not watching the store" in str(
             app.main.query_one(StatusBar).render()), what="the warning in the header")
         header = str(app.main.query_one(StatusBar).render())

@@ -26,6 +26,7 @@ from queuectl.durations import format_duration, relative
 from queuectl.logview import MARKER, Piece, StreamDecoder
 from queuectl.sanitize import clean, one_line
 
+from .main_screen import fit_footer
 from .snapshot import LogData, LogRequest
 
 MAX_LINES = 5000
@@ -248,6 +249,9 @@ class LogScreen(Screen):
         self.query_one("#log-title", Static).update(Text(f" job {one_line(self.job_id)}"))
         self.query_one(OutputView).focus()
         self.app.request_refresh()
+
+    def on_resize(self) -> None:
+        fit_footer(self.query_one(Footer), self.size.width)
 
     def request(self) -> LogRequest:
         return LogRequest(self.job_id, self.attempt, self.byte_offset)

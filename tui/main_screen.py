@@ -18,25 +18,54 @@ from .panes import JobTable
 from .rate import format_rate
 from .snapshot import PANE_TITLES, PANES, Snapshot, header_counts
 
+SEPARATOR = "  ·  "
 COUNT_STYLES = {"pending": "bold", "retrying": "yellow", "running": "bold green",
                 "completed": "green", "dead": "bold red"}
 
 
 class StatusBar(Static):
-    """Two lines: counts per state; workers, throughput and the store (or what is wrong)."""
+    """Two lines, each cut to the width: counts per state; workers, throughput and the store
+    (or what is wrong with it). Separators narrow before anything is cut."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._shown: tuple = (None, None, "", None)
 
     def show(self, snap: Snapshot | None, *, error: str | None, store_text: str,
              watch_problem: str | None) -> None:
-        text = Text(" ")
-        if snap is not None:
-            for index, (label, number) in enumerate(header_counts(snap.counts)):
-                if index:
-                    text.append("  ·  ", "dim")
-                text.append(f"{number:,}", COUNT_STYLES[label] if number else "dim")
-                text.append(f" {label}", "" if number else "dim")
-        else:
+        self._shown = (snap, error, store_text, watch_problem)
+        self._draw()
+
+    def on_resize(self) -> None:
+        self._draw()
+
+    def _draw(self) -> None:
+        width = self.size.width or 200
+        lines = []
+        for build in (self._counts, self._second):
+            line = build(SEPARATOR)
+            if line.cell_len > width:
+                line = build(SEPARATOR.strip().center(3))
+            line.truncate(width, overflow="ellipsis")
+            lines.append(line)
+        self.update(Text("\n").join(lines))
+
+    def _counts(self, gap: str) -> Text:
+        snap = self._shown[0]
+        text = Text(" ", no_wrap=True)
+        if snap is None:
             text.append("loading…", "dim")
-        text.append("\n ")
+            return text
+        for index, (label, number) in enumerate(header_counts(snap.counts)):
+            if index:
+                text.append(gap, "dim")
+            text.append(f"{number:,}", COUNT_STYLES[label] if number else "dim")
+            text.append(f" {label}", "" if number else "dim")
+        return text
+
+    def _second(self, gap: str) -> Text:
+        snap, error, store_text, watch_problem = self._shown
+        text = Text(" ", no_wrap=True)
         if snap is not None:
             w = snap.workers
             text.append("workers ", "dim")
@@ -49,11 +78,11 @@ class StatusBar(Static):
                 text.append(f" + {w.external} external", "dim" if not w.external else "")
                 if w.paused:
                     text.append("  PAUSED", "bold black on yellow")
-            text.append("  ·  ", "dim")
+            text.append(gap, "dim")
             text.append(format_rate(snap.rate), "bold")
             text.append(" finished ", "dim")
             text.append(snap.spark or "", "green")
-            text.append("  ·  ", "dim")
+            text.append(gap, "dim")
         if error:
             text.append(f"store unavailable, retrying: {one_line(error, 100)}", "bold red")
         elif watch_problem:
@@ -61,7 +90,13 @@ class StatusBar(Static):
                         "bold yellow")
         else:
             text.append(one_line(store_text, 200), "dim")
-        self.update(text)
+        return text
+
+
+def fit_footer(footer: Footer, width: int) -> None:
+    """Narrow terminals: the footer's compact style, and no palette key (ctrl+p still works)."""
+    footer.compact = width < 100
+    footer.show_command_palette = width >= 80
 
 
 class FilterInput(Input):
@@ -133,6 +168,9 @@ class MainScreen(Screen):
         self.show_status()
         self.table().focus()
         self.call_after_refresh(self._reapply)
+
+    def on_resize(self) -> None:
+        fit_footer(self.query_one(Footer), self.size.width)
 
     def _reapply(self) -> None:
         """Apply a snapshot that arrived before the tabs were mounted."""

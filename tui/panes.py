@@ -1,4 +1,5 @@
-"""The four job panes: keyed tables with fixed columns, updated by diffing rows by job id."""
+"""The four job panes: keyed tables updated by diffing rows by job id; their columns fit the
+pane's width (columns.py) and are laid out again only when it changes."""
 
 from __future__ import annotations
 
@@ -7,15 +8,17 @@ from textual.binding import Binding
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
 
-from .snapshot import COLUMNS, PaneData, Row
+from .columns import COLUMNS, fit
+from .snapshot import PaneData, Row
 
 TONES = {
     "retry": "yellow",
     "delayed": "cyan",
     "cancelled": "magenta",
 }
-STATE_COLUMN = {"pending": 2, "dead": 3}  # the cell a row's tone colours
+TONED = {"pending": "when", "dead": "error"}  # the column a row's tone colours
 DEAD_ERROR_STYLE = "red"
+SCROLLBAR = 1  # cells kept for the vertical scrollbar (queuectl.tcss), shown or not
 
 
 class JobTable(DataTable):
@@ -39,9 +42,30 @@ class JobTable(DataTable):
         self.following = True  # False once the person chose a row or scrolled away
         self._rows: dict[str, Row] = {}
         self._order: list[str] = []
-        self._keys = [key for key, _, _ in COLUMNS[pane]]
-        for key, label, width in COLUMNS[pane]:
-            self.add_column(label, width=width, key=key)
+        self._index = {column.key: n for n, column in enumerate(COLUMNS[pane])}
+        self._shown: tuple[str, ...] = ()  # the keys of the columns on screen
+        self._layout(fit(pane, 80))
+
+    # -- columns
+    def _layout(self, columns) -> None:
+        self._shown = tuple(column.key for column, _ in columns)
+        for column, width in columns:
+            self.add_column(column.label, width=width, key=column.key)
+
+    def on_resize(self) -> None:
+        columns = fit(self.pane, self.size.width - SCROLLBAR, self.cell_padding)
+        if tuple(c.key for c, _ in columns) == self._shown and all(
+                self.columns[c.key].width == w for c, w in columns):
+            return
+        selected, top = self.selected_id(), round(self.scroll_y)
+        with self.app.batch_update():
+            self.clear(columns=True)
+            self._layout(columns)
+            for key in self._order:
+                self.add_row(*self._cells(self._rows[key]), key=key)
+            if selected is not None:
+                self.move_cursor(row=self.get_row_index(selected), animate=False, scroll=False)
+            self.call_after_refresh(self.scroll_to, y=top, animate=False, force=True)
 
     def selected_id(self) -> str | None:
         if not self.row_count:
@@ -51,13 +75,17 @@ class JobTable(DataTable):
         except (RowDoesNotExist, IndexError):
             return None
 
+    def _cell(self, row: Row, key: str) -> Text:
+        cell = Text(row.cells[self._index[key]], no_wrap=True, overflow="ellipsis")
+        if key == TONED.get(self.pane):
+            if row.tone in TONES:
+                cell.stylize(TONES[row.tone])
+            elif self.pane == "dead":
+                cell.stylize(DEAD_ERROR_STYLE)
+        return cell
+
     def _cells(self, row: Row) -> list[Text]:
-        cells = [Text(value, no_wrap=True, overflow="ellipsis") for value in row.cells]
-        if row.tone in TONES and self.pane in STATE_COLUMN:
-            cells[STATE_COLUMN[self.pane]].stylize(TONES[row.tone])
-        elif self.pane == "dead":
-            cells[3].stylize(DEAD_ERROR_STYLE)
-        return cells
+        return [self._cell(row, key) for key in self._shown]
 
     # -- the person moves: every way the cursor or the view moves by hand decides `following`
     def _moved(self) -> None:
@@ -120,9 +148,10 @@ class JobTable(DataTable):
                     self.add_row(*self._cells(row), key=key)
                     touched += 1
                 elif old != row:
-                    for column, (before, after) in enumerate(zip(old.cells, row.cells)):
-                        if before != after or old.tone != row.tone:
-                            self.update_cell(key, self._keys[column], self._cells(row)[column])
+                    for column in self._shown:
+                        index = self._index[column]
+                        if old.cells[index] != row.cells[index] or old.tone != row.tone:
+                            self.update_cell(key, column, self._cell(row, column))
                             touched += 1
                 self._rows[key] = row
             if order != self._order_in_table():

@@ -25,17 +25,6 @@ PANE_STATES: Mapping[str, tuple[JobState, ...]] = MappingProxyType({
 PANE_TITLES: Mapping[str, str] = MappingProxyType({
     "pending": "Pending", "running": "Running", "completed": "Completed", "dead": "Dead",
 })
-# (key, label, width) per pane; widths are fixed so updates never re-measure the table.
-COLUMNS: Mapping[str, tuple[tuple[str, str, int], ...]] = MappingProxyType({
-    "pending": (("id", "id", 14), ("pri", "pri", 4), ("when", "when", 13),
-                ("tries", "tries", 5), ("command", "command", 60)),
-    "running": (("id", "id", 14), ("elapsed", "elapsed", 8), ("worker", "worker", 10),
-                ("attempt", "try", 5), ("command", "command", 60)),
-    "completed": (("id", "id", 14), ("took", "took", 7), ("finished", "finished", 10),
-                  ("exit", "exit", 4), ("command", "command", 60)),
-    "dead": (("id", "id", 14), ("tries", "tries", 5), ("died", "died", 9),
-             ("error", "last error", 30), ("command", "command", 40)),
-})
 CELL_LIMIT = 200  # characters kept per cell; the table crops to the column width
 PANE_LIMIT = 200  # rows read per pane: the SQL LIMIT, so a refresh costs the same at any size
 
@@ -116,7 +105,7 @@ def _tries(job: Job) -> str:
 
 
 def job_row(pane: str, job: Job, now: float) -> Row:
-    """The cells of `job` in `pane` at time `now`."""
+    """The cells of `job` in `pane` at time `now`, in the order of columns.COLUMNS[pane]."""
     jid, command = _cell(job.id), _cell(job.command)
     if pane == "pending":
         if job.state is JobState.FAILED:
