@@ -86,3 +86,14 @@ async def test_keys_typed_right_after_n_go_to_the_command_field(tmp_path):
                        and field(app, "id") == "after-n", what="the id typed")
         assert field(app, "command") == "echo cc"
         assert not any(isinstance(s, ConfirmScreen) for s in app.screen_stack)
+
+
+@sync
+async def test_keys_typed_right_after_slash_go_to_the_filter(tmp_path):
+    app = build_app(seeded_path(tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await burst(pilot, "slash", *"n3", "enter")  # n: new job, 3: the Completed pane
+        await wait_for(pilot, lambda: app.main.query_one("#filter").value == "n3",
+                       what="the filter text")
+        assert not isinstance(app.screen, NewJobScreen) and app.main.active == "pending"

@@ -98,3 +98,7 @@ async def test_the_header_keeps_both_lines_and_the_footer_fits(tmp_path, size):
         assert "Quit" in screen and "Help" in screen, "the footer is cut"
         footer = app.main.query_one(Footer)
         assert sum(item.size.width for item in footer.children) <= size[0]
+        await pilot.press("slash", *"report", "enter")  # a filter adds "esc Clear filter"
+        await pilot.pause(0.2)
+        assert sum(item.size.width for item in footer.children) <= size[0]
+        assert "Quit" in app.export_screenshot().replace("&#160;", " ")

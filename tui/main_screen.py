@@ -95,8 +95,8 @@ class StatusBar(Static):
 
 def fit_footer(footer: Footer, width: int) -> None:
     """Narrow terminals: the footer's compact style, and no palette key (ctrl+p still works)."""
-    footer.compact = width < 100
-    footer.show_command_palette = width >= 80
+    footer.compact = width < 120
+    footer.show_command_palette = width >= 100
 
 
 class FilterInput(Input):
@@ -132,7 +132,7 @@ class MainScreen(Screen):
         Binding("minus", "app.scale(-1)", "-worker", show=False),
         Binding("p", "app.pause_pool", "Pause"),
         Binding("p", "app.resume_pool", "Resume"),
-        Binding("escape", "clear_filter", "Clear filter"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),  # the bar says so
         Binding("question_mark", "app.help", "Help"),
         Binding("q", "app.quit", "Quit"),
     ]
@@ -154,8 +154,10 @@ class MainScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
-        yield FilterInput(placeholder="filter by id or command text (esc clears)",
-                          id="filter", classes="hidden")
+        bar = FilterInput(placeholder="filter by id or command text", id="filter",
+                          classes="hidden")
+        bar.border_subtitle = plain("esc clears")
+        yield bar
         with Grid(id="panes"):
             for index, name in enumerate(PANES, 1):
                 with Vertical(id=f"pane-{name}", classes="pane") as box:
@@ -217,7 +219,7 @@ class MainScreen(Screen):
 
     def action_pane(self, name: str) -> None:
         self._active = name
-        self.table(name).focus()
+        self.set_focus(self.table(name))  # at once (widget.focus() waits): see BINDINGS
 
     def action_cycle(self, step: int) -> None:
         index = PANES.index(self.active)
@@ -240,11 +242,11 @@ class MainScreen(Screen):
     def action_filter(self) -> None:
         bar = self.query_one(FilterInput)
         bar.remove_class("hidden")
-        bar.focus()
+        self.set_focus(bar)
 
     def close_filter(self) -> None:
         self.query_one(FilterInput).add_class("hidden")
-        self.table().focus()
+        self.set_focus(self.table())
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter":
