@@ -140,3 +140,24 @@ async def test_switching_attempts_starts_the_text_afresh(tmp_path):
         await pilot.press("left_square_bracket")
         await wait_for(pilot, lambda: "first" in view.text())
         assert view.text() == "\ufffd first\n"  # not "é first": attempt 2's byte is gone
+
+
+@sync
+async def test_paused_lines_stay_put_when_old_lines_are_dropped(tmp_path):
+    from queuectl_tui.logviewer import MAX_LINES
+
+    path = str(tmp_path / "q.db")
+    live = Live(path)
+    live.tick(MAX_LINES - 10)
+    app = build_app(path, interval=0.1)
+    async with app.run_test(size=SIZE) as pilot:
+        view = await open_log(pilot, app)
+        await wait_for(pilot, lambda: view.max_scroll_y > 0 and view.scroll_y == view.max_scroll_y,
+                       what="the view at the bottom")
+        await pilot.press("pageup", "pageup")
+        await pilot.pause()
+        top = shown(view)[0]
+        await tick_and_show(pilot, live, view, bursts=2, each=30)  # 50 lines roll out
+        assert view.dropped_lines > 0
+        assert shown(view)[0] == top
+    live.close()

@@ -105,6 +105,8 @@ class OutputView(ScrollView, can_focus=True):
                 self._clipped.pop(id(line), None)
             del self.lines[:drop]
             self.dropped_lines += drop
+            if not self.following:  # keep the lines the person reads where they are
+                self.scroll_to(y=max(0, self.scroll_y - drop), animate=False, immediate=True)
         self.virtual_size = Size(self._width, len(self.lines))
         self.refresh()
         if self.following:
