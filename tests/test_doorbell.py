@@ -116,3 +116,15 @@ def test_a_wake_fd_ends_the_wait(tmp_path, mechanism):
         bell.close()
         os.close(read)
         os.close(write)
+
+
+def test_the_watchfiles_fallback_rings_on_the_bell(store):
+    bell = Doorbell(store.bell_path, mechanisms=("watchfiles",))
+    try:
+        assert bell.mechanism == "watchfiles"
+        time.sleep(0.2)  # let its thread start watching
+        bell.clear()
+        store.ring()
+        assert rings_within(bell, 5)
+    finally:
+        bell.close()
