@@ -1,6 +1,10 @@
 """Regenerate screenshots/*.svg (and *.png when rsvg-convert is installed) from a seeded store.
 
-    python scripts/screenshots.py [--out screenshots] [--size 120x32]
+    python scripts/screenshots.py [--out screenshots] [--size 160x45]
+
+The store is the tests' showcase plus a busy day's worth of jobs (so every pane is full at
+160x45), written through the Store API at a fixed time; the main screen is also shot at 80x24,
+and the log viewer follows a long live output.
 """
 
 from __future__ import annotations
@@ -15,20 +19,26 @@ import sys
 import tempfile
 import time
 
+from queuectl.demo import seed_showcase
+from queuectl.models import NewJob
+from queuectl.store.base import Outcome, RetryPolicy
 from queuectl.store.sqlite import SQLiteStore
 from queuectl_tui.app import make_app
-from queuectl.demo import seed_showcase
 from queuectl_tui.logviewer import LogScreen, OutputView
 
 NOW = 1_700_000_000.0
-LOCATION = "~/.local/share/queuectl/queuectl.db"
+STORE_TEXT = "~/.local/share/queuectl/queuectl.db"
+OWN = tuple(f"w-{n:02d}a{n * 7919 % 4096:03x}" for n in range(1, 13))  # the console's pool
+EXTERNAL = ("w-ext1", "w-ext2", "w-ext3", "w-ext4")
+POLICY = RetryPolicy(base=2.0, cap=3600.0, jitter=0.0)
+LIVE = "nightly-etl"  # the running job whose output the log viewer follows
 
 
 class FakePool:
     """A pool that does nothing, so the header shows an own pool without running anything."""
 
     def __init__(self) -> None:
-        self.size, self.paused = 2, False
+        self.size, self.paused = len(OWN), False
 
     def scale(self, n: int) -> None:
         self.size = n
@@ -40,13 +50,72 @@ class FakePool:
         self.paused = False
 
     def busy(self) -> int:
-        return 1
+        return len(OWN)
 
     def worker_ids(self) -> list[str]:
-        return ["w-3f9a1c", "w-7b2e04"]
+        return list(OWN)
+
+    def supervise(self) -> None:
+        pass
+
+    def request_stop(self, cold: bool = False) -> None:
+        pass
 
     def stop(self, cold: bool = False, timeout: float | None = None) -> None:
         pass
+
+
+def _etl_output() -> list[tuple[int, bytes]]:
+    lines = []
+    for n in range(1, 481):
+        table = ("orders", "customers", "invoices", "shipments")[n % 4]
+        lines.append((1, f"[{n:03d}/480] {table}: copied {n * 1375:,} rows, "
+                         f"{n * 0.37:.1f} MB, {1200 + n * 3 % 97} rows/s\n".encode()))
+        if n % 60 == 0:
+            lines.append((2, f"warning: {table} partition {n // 60} has no primary key; "
+                             f"deduplicating by checksum\n".encode()))
+    return lines
+
+
+def seed_busy(store: SQLiteStore, now: float) -> None:
+    """A busy day on top of the showcase: enough jobs that every pane is full."""
+    for worker in OWN + EXTERNAL:
+        store.register_worker(worker, 5000 + len(worker), "build-01", now - 900)
+
+    def add(job: NewJob, at: float) -> str:
+        return store.enqueue([job], now=at, default_max_retries=2, default_cwd="/srv/app")[0]
+
+    for n in range(1, 25):  # completed, newest last
+        job_id = add(NewJob(command=f"python make_thumbs.py --batch {500 + n}",
+                            id=f"thumbs-{500 + n}", priority=100), now - 250 + n * 10)
+        job = store.claim(OWN[n % len(OWN)], now=now - 250 + n * 10, lease=15)
+        assert job.id == job_id
+        store.finish(job, Outcome(ok=True, exit_code=0), now=now - 245 + n * 10, policy=POLICY,
+                     head=[(1, f"resized {n * 12} images\n".encode())])
+    errors = ("exit code 1", "timed out after 5m (SIGTERM)", "exit code 2",
+              "HTTP 502 from https://payments.internal/v2/settle: upstream connect error",
+              "signal SIGKILL", "exit code 127: command not found")
+    for n in range(1, 15):  # dead, each with its last error
+        job_id = add(NewJob(command=f"./bin/settle --merchant m-{n:04d}", id=f"settle-{n:04d}",
+                            max_retries=0), now - 300 + n * 5)
+        job = store.claim(EXTERNAL[n % len(EXTERNAL)], now=now - 300 + n * 5, lease=15)
+        assert job.id == job_id
+        store.finish(job, Outcome(ok=False, exit_code=1, error=errors[n % len(errors)]),
+                     now=now - 298 + n * 5, policy=POLICY)
+    running = [NewJob(command="./etl/run --nightly --all-tables", id=LIVE, priority=9)]
+    running += [NewJob(command=f"ffmpeg -i raw/{n:03d}.mov -c:v libx264 out/{n:03d}.mp4",
+                       id=f"encode-{n:03d}", priority=8) for n in range(1, 15)]
+    for n, job in enumerate(running):
+        add(job, now - 200)
+        claimed = store.claim((OWN + EXTERNAL)[n], now=now - 190 + n * 9, lease=1e9)
+        output = _etl_output() if claimed.id == LIVE else [(1, b"frame=  812 fps= 48\n")]
+        store.renew(claimed, now=now - 1, lease=1e9, head=output)
+    for n in range(1, 17):  # waiting: ready ones, then delayed ones
+        delay = 0 if n < 11 else 600 * n
+        add(NewJob(command=f"./bin/report --region r{n:02d} --format pdf", id=f"report-r{n:02d}",
+                   delay=delay), now - 60 + n)
+    for worker in OWN + EXTERNAL:
+        store.heartbeat(worker, now - 1)
 
 
 async def _until(pilot, condition, timeout: float = 5.0) -> None:
@@ -57,9 +126,13 @@ async def _until(pilot, condition, timeout: float = 5.0) -> None:
         await pilot.pause(0.02)
 
 
+def _app(path: str):
+    return make_app(lambda: SQLiteStore(path, durability="normal"), pool=FakePool(),
+                    clock=lambda: NOW, store_text=STORE_TEXT, watch=False)
+
+
 async def shoot(path: str, out: str, size: tuple[int, int]) -> list[str]:
-    app = make_app(lambda: SQLiteStore(path, durability="normal"), pool=FakePool(),
-                   clock=lambda: NOW, location=LOCATION, watch=False)
+    app = _app(path)
     saved = []
 
     def save(name: str) -> None:
@@ -67,18 +140,18 @@ async def shoot(path: str, out: str, size: tuple[int, int]) -> list[str]:
 
     async with app.run_test(size=size) as pilot:
         await _until(pilot, lambda: app.applied >= 1)
-        await pilot.pause()
+        await pilot.pause(0.2)
         save("main")
         await pilot.press("4")
         await pilot.pause()
         save("dead-letter")
         await pilot.press("2")
         table = app.main.table("running")
-        table.move_cursor(row=table.get_row_index("train-model"), animate=False)
+        table.move_cursor(row=table.get_row_index(LIVE), animate=False)
         await pilot.press("enter")
         await _until(pilot, lambda: isinstance(app.screen, LogScreen)
-                     and "epoch 7" in app.screen.query_one(OutputView).text())
-        await pilot.pause()
+                     and "[480/480]" in app.screen.query_one(OutputView).text())
+        await pilot.pause(0.2)
         save("log-viewer")
         await pilot.press("escape", "question_mark")
         await pilot.pause(0.2)
@@ -89,6 +162,11 @@ async def shoot(path: str, out: str, size: tuple[int, int]) -> list[str]:
         app.screen.query_one("#field-delay").value = "5m"
         await pilot.pause()
         save("new-job")
+    app = _app(path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _until(pilot, lambda: app.applied >= 1)
+        await pilot.pause(0.2)
+        saved.append(app.save_screenshot("main-80x24.svg", out))
     return saved
 
 
@@ -108,7 +186,7 @@ def to_png(svg: str) -> str | None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "screenshots"))
-    parser.add_argument("--size", default="120x32")
+    parser.add_argument("--size", default="160x45")
     args = parser.parse_args()
     width, height = (int(n) for n in args.size.split("x"))
     out = os.path.abspath(args.out)
@@ -117,6 +195,7 @@ def main() -> int:
         path = os.path.join(tmp, "queuectl.db")
         store = SQLiteStore(path, durability="normal")
         seed_showcase(store, NOW)
+        seed_busy(store, NOW)
         store.close()
         svgs = asyncio.run(shoot(path, out, (width, height)))
     for svg in svgs:

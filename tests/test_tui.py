@@ -44,7 +44,7 @@ def select(app, pane: str, job_id: str) -> None:
 @sync
 async def test_main_screen_shows_every_pane(path):
     app = build_app(path, FakePool())
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=(160, 40)) as pilot:  # wide enough for every column
         await ready(pilot, app)
         assert row_keys(app, "pending") == ["invoice-run", "resize-0414", "resize-0415", "sync-eu",
                                             "delayed-20s", "weekly-report", "cleanup-tmp"]

@@ -13,7 +13,7 @@ from queuectl_tui.app import QueueApp, make_app
 from queuectl.demo import seed_showcase
 
 NOW = 1_700_000_000.0
-LOCATION = "/var/lib/queuectl/queuectl.db"  # shown in the header; fixed for snapshots
+STORE_TEXT = "/var/lib/queuectl/queuectl.db"  # shown in the header; fixed for snapshots
 
 
 def seeded_path(tmp_path: Path) -> str:
@@ -56,14 +56,20 @@ class FakePool:
     def worker_ids(self) -> list[str]:
         return list(self._ids)
 
+    def supervise(self) -> None:
+        pass
+
+    def request_stop(self, cold: bool = False) -> None:
+        self.calls.append(("request_stop", cold))
+
     def stop(self, cold: bool = False, timeout: float | None = None) -> None:
         self.calls.append(("stop", cold))
 
 
 def build_app(path: str, pool: FakePool | None = None,
-              factory: Callable[[], SQLiteStore] | None = None) -> QueueApp:
+              factory: Callable[[], SQLiteStore] | None = None, interval: float = 0.5) -> QueueApp:
     return make_app(factory or (lambda: open_store(path)), pool=pool, clock=lambda: NOW,
-                    location=LOCATION, watch=False, interval=0.5)
+                    store_text=STORE_TEXT, watch=False, interval=interval)
 
 
 async def wait_for(pilot, condition: Callable[[], object], timeout: float = 5.0,
@@ -74,6 +80,24 @@ async def wait_for(pilot, condition: Callable[[], object], timeout: float = 5.0,
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await pilot.pause(0.02)
+
+
+async def burst(pilot, *keys: str) -> None:
+    """Send `keys` the way a terminal delivers a fast burst: all queued at once, then let the
+    app process them (`pilot.press` waits for each key to be handled before the next)."""
+    from textual import events
+    from textual.keys import _character_to_key
+
+    app = pilot.app
+    for key in keys:
+        char = key if len(key) == 1 else None
+        if char is not None and not char.isalnum():
+            key = _character_to_key(char)
+        event = events.Key(key, char)
+        event.set_sender(app)
+        app._driver.send_message(event)
+    await pilot.pause()
+    await pilot.pause()
 
 
 async def ready(pilot, app: QueueApp, snapshots: int = 1) -> None:

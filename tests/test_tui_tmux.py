@@ -21,6 +21,35 @@ HOSTILE = (r"printf '\033[2J\033[H\033]0;pwned\007\033[31mred?\033[0m [bold]x[/b
 QUEUECTL = [sys.executable, "-m", "queuectl"]
 
 
+class Tmux:
+    """A private tmux server running one command in a session `ui` of the given size."""
+
+    def __init__(self, name: str, command: str, env: dict, size: tuple[int, int] = (150, 40)):
+        self.base = ["tmux", "-L", f"queuectl-{name}-{os.getpid()}", "-f", "/dev/null"]
+        subprocess.run(self.base + ["new-session", "-d", "-s", "ui", "-x", str(size[0]),
+                                    "-y", str(size[1]), command], check=True, env=env)
+
+    def keys(self, *keys: str) -> None:
+        """Send `keys` in one tmux command: they reach the terminal as one burst."""
+        subprocess.run(self.base + ["send-keys", "-t", "ui", *keys], check=True)
+
+    def screen(self) -> str:
+        return subprocess.run(self.base + ["capture-pane", "-p", "-t", "ui"],
+                              capture_output=True, text=True).stdout
+
+    def wait_for(self, text: str, timeout: float = 15) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            time.sleep(0.05)
+        raise AssertionError(f"{text!r} not on screen:\n{self.screen()}")
+
+    def kill(self) -> None:
+        subprocess.run(self.base + ["kill-server"], capture_output=True)
+
+
 def test_hostile_output_is_literal_in_a_real_terminal(tmp_path):
     """The real `queuectl ui` with its own pool runs a job whose output is hostile."""
     path = str(tmp_path / "q.db")
@@ -111,3 +140,25 @@ def test_closing_the_terminal_stops_the_pool_and_gives_jobs_back(tmp_path):
         except OSError:
             continue
     assert not leftovers
+
+
+def test_bursts_of_keys_in_the_new_job_form_land_in_their_fields(tmp_path):
+    """Eight bursts, as fast as tmux sends them: command, Tab, id, Enter. Each job must be
+    enqueued with its own command under its own id."""
+    path = str(tmp_path / "q.db")
+    env = dict(os.environ, TERM="xterm-256color", QUEUECTL_DB=path)
+    subprocess.run(QUEUECTL + ["init"], check=True, env=env, capture_output=True)
+    tmux = Tmux("burst", f"{sys.executable} -m queuectl ui --workers 0", env)
+    try:
+        tmux.wait_for("1 Pending 0")
+        for n in range(1, 9):
+            tmux.keys("n")
+            tmux.wait_for("New job")
+            tmux.keys(f"echo burst {n}", "Tab", f"burst-{n}", "Enter")
+            tmux.wait_for(f"1 Pending {n}")
+        listed = json.loads(subprocess.run(QUEUECTL + ["list", "--json"], env=env,
+                                           capture_output=True, text=True, check=True).stdout)
+        assert sorted((job["id"], job["command"]) for job in listed) == sorted(
+            (f"burst-{n}", f"echo burst {n}") for n in range(1, 9))
+    finally:
+        tmux.kill()

@@ -11,12 +11,13 @@ import pytest
 from queuectl.errors import InvalidInput
 from queuectl.models import Job, JobState, NewJob
 from queuectl_tui.dialogs import spec_from_form
-from queuectl_tui.live import watched_files
-from queuectl_tui.logviewer import MAX_LINE_BYTES, LogScreen, OutputView
+from queuectl_tui.logviewer import MAX_LINE_CHARS, LogScreen, OutputView
 from queuectl_tui.rate import Rate, format_rate
 from queuectl_tui.snapshot import job_row
 
+from queuectl.store.sqlite import SQLiteStore
 from queuectl_tui.app import make_app
+from queuectl_tui.main_screen import StatusBar
 from test_tui_support import NOW, build_app, open_store, ready, seeded_path, sync, wait_for
 
 
@@ -80,12 +81,6 @@ def test_form_validation_matches_the_cli():
             spec_from_form(values)
 
 
-def test_watched_files_are_the_db_its_wal_and_doorbell(tmp_path):
-    directory, names = watched_files(str(tmp_path / "q.db"))
-    assert directory == str(tmp_path) and names == {"q.db", "q.db-wal", "q.db-bell"}
-    assert watched_files("postgresql://host/db") is None
-
-
 @sync
 async def test_requests_are_coalesced_and_never_overlap(tmp_path):
     path = seeded_path(tmp_path)
@@ -107,9 +102,8 @@ async def test_requests_are_coalesced_and_never_overlap(tmp_path):
 @sync
 async def test_store_changes_are_noticed_without_the_timer(tmp_path):
     path = seeded_path(tmp_path)
-    app = build_app(path)
-    app._watch, app.interval = True, 60
-    app.location = path
+    app = make_app(lambda: open_store(path), pool=None, clock=lambda: NOW, store_text="q.db",
+                   watch=True, interval=60)  # the timer would be too late: only the doorbell
     async with app.run_test() as pilot:
         await ready(pilot, app)
         await pilot.pause(0.3)  # let the watcher start
@@ -118,6 +112,32 @@ async def test_store_changes_are_noticed_without_the_timer(tmp_path):
                       default_max_retries=0, default_cwd="/")
         store.close()
         await wait_for(pilot, lambda: "noticed" in [
+            r.key.value for r in app.main.table("pending").ordered_rows], what="the new job")
+
+
+class UnwatchableStore(SQLiteStore):
+    """A real SQLite store on a machine where it cannot be watched (inotify limits reached,
+    no watchfiles): its console doorbell fails the way the real one does then."""
+
+    def doorbell(self, everything: bool = False):
+        raise OSError("inotify: [Errno 24] inotify_init1 failed; watchfiles: too many open files")
+
+
+@sync
+async def test_a_store_that_cannot_be_watched_is_said_so_in_the_header(tmp_path):
+    path = seeded_path(tmp_path)
+    app = make_app(lambda: UnwatchableStore(path, durability="normal"), pool=None,
+                   clock=lambda: NOW, store_text="q.db", watch=True, interval=0.2)
+    async with app.run_test(size=(220, 30)) as pilot:
+        await wait_for(pilot, lambda: "not watching the store" in str(
+            app.main.query_one(StatusBar).render()), what="the warning in the header")
+        header = str(app.main.query_one(StatusBar).render())
+        assert "inotify_init1 failed" in header and "refreshing every second" in header
+        store = open_store(path)  # the timer still refreshes
+        store.enqueue([NewJob(command="echo new", id="seen-anyway")], now=NOW,
+                      default_max_retries=0, default_cwd="/")
+        store.close()
+        await wait_for(pilot, lambda: "seen-anyway" in [
             r.key.value for r in app.main.table("pending").ordered_rows], what="the new job")
 
 
@@ -138,7 +158,7 @@ async def test_huge_lines_are_clipped(tmp_path):
         await wait_for(pilot, lambda: isinstance(app.screen, LogScreen) and app.screen.log_ready)
         view = app.screen.query_one(OutputView)
         await wait_for(pilot, lambda: "end" in view.text())
-        assert sum(len(d) for _, d in view.lines[0]) == MAX_LINE_BYTES
+        assert sum(len(d) for _, d in view.lines[0]) == MAX_LINE_CHARS
         assert "line clipped" in view.text()
         started = time.monotonic()
         await pilot.press("right", "end")
@@ -162,7 +182,7 @@ async def test_a_postgres_store_is_shown_and_its_changes_are_noticed_by_listen(p
     store = open_any(pg_url)
     store.enqueue([NewJob(command="echo a", id="first")], now=store.now(), default_max_retries=0,
                   default_cwd="/")
-    app = make_app(lambda: open_any(pg_url), pool=None, location="postgresql://test", watch=True,
+    app = make_app(lambda: open_any(pg_url), pool=None, store_text="postgresql://test", watch=True,
                    interval=60)
     try:
         async with app.run_test() as pilot:

@@ -2,18 +2,17 @@
 
 Blocking work (store reads and writes, pool changes) runs in thread workers that only post
 messages; handlers on the UI thread apply them. Refreshes never overlap, are throttled to
-`MIN_GAP`, and are triggered by store file changes (watchfiles) or a fallback timer.
+`MIN_GAP`, and are triggered by the store's doorbell (live.py) or a fallback timer.
 """
 
 from __future__ import annotations
 
-
 import threading
 import time
-from typing import Callable
+from typing import Callable, Iterable
 
 from textual import work
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.screen import Screen
 
 from queuectl.config import settings_of
@@ -22,54 +21,61 @@ from queuectl.models import NewJob
 from queuectl.sanitize import one_line
 from queuectl.store.base import Store
 
-from .commands import PoolAndPalette
+from .action_store import ActionStore
+from .commands import palette
 from .dialogs import ConfirmScreen, NewJobScreen
 from .help import HelpScreen
 from .live import StoreWatcher
-from .loader import Loader, PoolLike
+from .loader import Loader
 from .logviewer import LogScreen
 from .main_screen import MainScreen
-from .messages import (Notice, RefreshDone, RefreshFailed, SnapshotReady, StoreChanged,
-                       plural)
-from .snapshot import Request, Snapshot
+from .messages import (Notice, PoolChanged, RefreshDone, RefreshFailed, SnapshotReady,
+                       StoreChanged, WatchFailed, plural)
+from .pool_control import PoolControl, PoolLike
+from .snapshot import PANE_LIMIT, Request, Snapshot
 
 MIN_GAP = 0.1  # seconds between refresh starts: at most ~10 refreshes per second
-PANE_LIMIT = 200
 
 __all__ = ["QueueApp", "make_app", "PoolLike"]
 
 
-class QueueApp(PoolAndPalette, App):
+class QueueApp(App):
     CSS_PATH = "queuectl.tcss"
     TITLE = "queuectl"
 
     def __init__(self, store_factory: Callable[[], Store], *, pool: PoolLike | None,
-                 clock: Callable[[], float] | None = None, location: str,
+                 clock: Callable[[], float] | None = None, store_text: str,
                  watch: bool = True, interval: float = 1.0, pane_limit: int = PANE_LIMIT) -> None:
         super().__init__()
         self.store_factory = store_factory
-        self.pool = pool
+        self.control = PoolControl(pool)
         self.clock = clock
-        self.location = location
+        self.store_text = store_text  # the store as the header shows it (no password)
         self.interval = interval
         self.pane_limit = pane_limit
-        self.loader = Loader(store_factory, pool=pool, clock=clock, location=location)
+        self.loader = Loader(store_factory, pool=pool, clock=clock)
+        self.actions = ActionStore(store_factory)
         self.snapshot: Snapshot | None = None
         self.applied = 0  # snapshots applied (tests wait on it)
         self.filter_text: str | None = None
-        self.error: str | None = None
-        self._watch = watch
+        self.error: str | None = None  # why the last refresh failed
+        self.watch_problem: str | None = None  # why the store is not watched
         self._watcher: StoreWatcher | None = None
+        if watch:
+            self._watcher = StoreWatcher(self._open_doorbell,
+                                         lambda: self.post_message(StoreChanged()),
+                                         lambda reason: self.post_message(WatchFailed(reason)))
         self._seq = 0
         self._refresh_busy = False
         self._refresh_dirty = False
         self._last_start = 0.0
         self._pending_timer = None
         self._loader_lock = threading.Lock()
-        self._action_lock = threading.Lock()
-        self._action_store: Store | None = None
-        self._pool_lock = threading.Lock()
-        self._stopping = False
+
+    def notify(self, message: str, *, title: str = "", severity="information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """Every toast is literal text: messages carry ids, commands and errors (see inert.py)."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     def get_default_screen(self) -> Screen:
         self._main = MainScreen()
@@ -81,12 +87,10 @@ class QueueApp(PoolAndPalette, App):
 
     # -- refreshing
     def on_mount(self) -> None:
-        if self._watch:
-            self._watcher = StoreWatcher(self.location, lambda: self.post_message(StoreChanged()),
-                                         doorbell=self._open_doorbell)
+        if self._watcher is not None:
             self._watcher.start()
         self.set_interval(self.interval, self.request_refresh)
-        if self.pool is not None and hasattr(self.pool, "supervise"):
+        if not self.control.watch_only:
             self.set_interval(1.0, self._supervise)
         self.request_refresh()
 
@@ -106,13 +110,14 @@ class QueueApp(PoolAndPalette, App):
             self._watcher.stop()
         with self._loader_lock:
             self.loader.close()
-        with self._action_lock:
-            if self._action_store is not None:
-                self._action_store.close()
-                self._action_store = None
+        self.actions.close()
 
     def on_store_changed(self, message: StoreChanged) -> None:
         self.request_refresh()
+
+    def on_watch_failed(self, message: WatchFailed) -> None:
+        self.watch_problem = one_line(message.reason, 200)
+        self.main.show_status()
 
     def request_refresh(self) -> None:
         """Refresh soon: never two at once, never more often than every MIN_GAP seconds."""
@@ -156,7 +161,7 @@ class QueueApp(PoolAndPalette, App):
             self.notify("the store is readable again", title="store")
             self.error = None
         self.snapshot = snap
-        self.main.apply(snap, None)
+        self.main.apply(snap)
         if snap.log is not None:
             for screen in self.screen_stack:
                 if isinstance(screen, LogScreen):
@@ -168,33 +173,21 @@ class QueueApp(PoolAndPalette, App):
             self.notify(f"{message.error} (retrying)", title="store unavailable",
                         severity="error", timeout=8)
         self.error = message.error
-        self.main.show_error(message.error)
+        self.main.show_status()
 
     def on_notice(self, message: Notice) -> None:
         self.notify(message.text, severity=message.severity)  # type: ignore[arg-type]
 
     def set_filter(self, text: str) -> None:
         self.filter_text = text.strip() or None
+        self.refresh_bindings()
         self.request_refresh()
 
-    # -- the store, off the UI thread
-    def with_store(self, fn: Callable[[Store], object]) -> object:
-        """Run `fn` on the actions' own connection (call from a thread worker only)."""
-        with self._action_lock:
-            try:
-                if self._action_store is None:
-                    self._action_store = self.store_factory()
-                return fn(self._action_store)
-            except QueueError:
-                if self._action_store is not None:
-                    self._action_store.close()
-                    self._action_store = None
-                raise
-
+    # -- job actions (the store, off the UI thread)
     @work(thread=True, group="actions")
     def store_action(self, fn: Callable[[Store, float], str]) -> None:
         try:
-            text = self.with_store(lambda store: fn(store, self.now(store)))
+            text = self.actions.run(lambda store: fn(store, self.now(store)))
         except QueueError as exc:
             self.post_message(Notice(str(exc), "error"))
         else:
@@ -202,15 +195,15 @@ class QueueApp(PoolAndPalette, App):
         self.post_message(StoreChanged())
 
     def enqueue_job(self, job: NewJob, cwd: str) -> str:
+        """Enqueue `job` (call from a thread worker: the form's)."""
         def enqueue(store: Store) -> str:
             settings = settings_of(store)
             return store.enqueue([job], now=self.now(store), default_max_retries=settings.max_retries,
                                  default_cwd=cwd)[0]
-        job_id = self.with_store(enqueue)
+        job_id = self.actions.run(enqueue)
         self.post_message(StoreChanged())
         return str(job_id)
 
-    # -- job actions
     def _target(self) -> tuple[str | None, str | None]:
         """(pane or job state, job id) of the job the keys act on."""
         if isinstance(self.screen, LogScreen):
@@ -240,13 +233,13 @@ class QueueApp(PoolAndPalette, App):
             self.notify("the dead letter queue is empty")
             return
 
-        def confirmed(yes: bool | None) -> None:
-            if yes:
-                self.store_action(lambda store, now: f"retried {plural(len(store.retry_dead(None, now=now)), 'dead job')}")
+        def retry_all(store: Store, now: float) -> str:
+            return f"retried {plural(len(store.retry_dead(None, now=now)), 'dead job')}"
 
         self.push_screen(ConfirmScreen(f"Retry all {plural(dead, 'dead job')}?",
                                        "Each goes back to Pending with a fresh retry budget.",
-                                       yes="Retry all"), confirmed)
+                                       yes="Retry all"),
+                         lambda yes: self.store_action(retry_all) if yes else None)
 
     def action_cancel_job(self) -> None:
         pane, job_id = self._target()
@@ -259,13 +252,13 @@ class QueueApp(PoolAndPalette, App):
         detail = ("It is running: its command will be killed, then it goes to the Dead pane."
                   if pane == "running" else "It goes to the Dead pane marked cancelled.")
 
-        def confirmed(yes: bool | None) -> None:
-            if yes:
-                self.store_action(lambda store, now: "; ".join(
-                    f"{one_line(k, 40)} {v}" for k, v in store.cancel([job_id], now=now).items()))
+        def cancel(store: Store, now: float) -> str:
+            return "; ".join(f"{one_line(k, 40)} {v}"
+                             for k, v in store.cancel([job_id], now=now).items())
 
         self.push_screen(ConfirmScreen(f"Cancel job {one_line(job_id, 60)}?", detail,
-                                       yes="Cancel job"), confirmed)
+                                       yes="Cancel job"),
+                         lambda yes: self.store_action(cancel) if yes else None)
 
     def action_new_job(self) -> None:
         def done(job_id: str | None) -> None:
@@ -279,14 +272,115 @@ class QueueApp(PoolAndPalette, App):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
+    # -- the palette's ways to the main screen
+    def _to_main(self) -> None:
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+
+    def action_show_pane(self, name: str) -> None:
+        self._to_main()
+        self.main.action_pane(name)
+
+    def action_show_filter(self) -> None:
+        self._to_main()
+        self.main.action_filter()
+
+    def action_open_selected_log(self) -> None:
+        self._to_main()
+        self.main.action_open_log()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        return palette(super().get_system_commands(screen), self.run_action)
+
+    # -- the pool
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "pause_pool":
+            return not self.control.paused
+        if action == "resume_pool":
+            return self.control.paused
+        return True
+
+    def _pool_ready(self) -> bool:
+        if self.control.watch_only:
+            self.notify(PoolControl.WATCH_ONLY, severity="warning")
+            return False
+        return not self.control.stopping
+
+    @work(thread=True, group="pool")
+    def _pool_call(self, fn: Callable[[], str]) -> None:
+        self.post_message(PoolChanged(fn()))
+
+    def on_pool_changed(self, message: PoolChanged) -> None:
+        self.notify(message.text)
+        self.refresh_bindings()
+        self.request_refresh()
+
+    def action_scale(self, step: int) -> None:
+        if self._pool_ready():
+            self._pool_call(lambda: self.control.scale(step))
+
+    def action_pause_pool(self) -> None:
+        if self._pool_ready():
+            self._pool_call(lambda: self.control.set_paused(True))
+
+    def action_resume_pool(self) -> None:
+        if self._pool_ready():
+            self._pool_call(lambda: self.control.set_paused(False))
+
+    def action_toggle_pause(self) -> None:
+        if self._pool_ready():
+            paused = not self.control.paused
+            self._pool_call(lambda: self.control.set_paused(paused))
+
+    @work(thread=True, group="pool")
+    def _supervise(self) -> None:
+        self.control.supervise()
+
+    # -- quitting
+    async def action_quit(self) -> None:
+        if self.control.stopping:
+            self.control.kill()
+            self.notify("killing the running jobs; they go back to the queue",
+                        severity="warning")
+            return
+        busy = self.control.busy()
+        if not busy:
+            self._begin_shutdown()
+            return
+        self.push_screen(ConfirmScreen(
+            f"{plural(busy, 'job')} running in this console's pool. Quit?",
+            "The workers finish their running jobs first, then stop "
+            "(q again while they do: kill the jobs and give them back).", yes="Quit"),
+            lambda yes: self._begin_shutdown() if yes else None)
+
+    def action_help_quit(self) -> None:
+        self.notify("press q to quit", title="Do you want to quit?")
+
+    def _begin_shutdown(self) -> None:
+        if self.control.watch_only:
+            self.exit()
+            return
+        self.control.stopping = True
+        self.notify("stopping the pool: waiting for running jobs to finish… "
+                    "(q again: kill them and give them back)", timeout=30)
+        self._stop_pool()
+
+    @work(thread=True, group="pool-stop")
+    def _stop_pool(self) -> None:
+        try:
+            self.control.stop()
+        finally:
+            self.call_from_thread(self.exit)
+
 
 def make_app(store_factory: Callable[[], Store], *, pool: PoolLike | None,
-             clock: Callable[[], float] | None = None, location: str,
+             clock: Callable[[], float] | None = None, store_text: str,
              watch: bool = True, interval: float = 1.0) -> QueueApp:
     """The console over the store opened by `store_factory` (called once per thread).
 
-    `pool` is the app's own worker pool, already started (or None to only watch); quitting
-    stops it warmly. `watch=False` disables the file watcher (the timer still refreshes).
+    `store_text` is how the header names the store (a URL without its password). `pool` is
+    the app's own worker pool, already started (or None to only watch); quitting stops it
+    warmly. `watch=False` disables the doorbell watcher (the timer still refreshes).
     """
-    return QueueApp(store_factory, pool=pool, clock=clock, location=location, watch=watch,
+    return QueueApp(store_factory, pool=pool, clock=clock, store_text=store_text, watch=watch,
                     interval=interval)

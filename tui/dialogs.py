@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from typing import Callable
 
-from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -15,6 +14,8 @@ from textual.widgets import Button, Input, Label, Static
 
 from queuectl.errors import InvalidInput, QueueError
 from queuectl.models import NewJob, validate_spec
+
+from .inert import plain
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -33,12 +34,12 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm", classes="dialog"):
-            yield Static(Text(self.question), id="confirm-question")
+            yield Static(plain(self.question), id="confirm-question")
             if self.detail:
-                yield Static(Text(self.detail), id="confirm-detail")
+                yield Static(plain(self.detail), id="confirm-detail")
             with Horizontal(classes="buttons"):
-                yield Button(f"{self.yes} (y)", variant="error", id="yes")
-                yield Button("No (n)", variant="default", id="no")
+                yield Button(plain(f"{self.yes} (y)"), variant="error", id="yes")
+                yield Button(plain("No (n)"), variant="default", id="no")
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()
@@ -82,11 +83,19 @@ def spec_from_form(values: dict[str, str]) -> NewJob:
 
 
 class NewJobScreen(ModalScreen[str | None]):
-    """A form for one job; errors from validation or the store are shown inline."""
+    """A form for one job; errors from validation or the store are shown inline.
+
+    Tab and shift+tab are priority bindings: the app moves the focus as it reads the key, so
+    the keys typed right after it go to the next field even when they arrive in one burst (a
+    plain binding moved the focus only once the field being left had handled the Tab, after
+    the app had already handed it the keys that followed).
+    """
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
         Binding("ctrl+s", "submit", "Enqueue"),
+        Binding("tab", "app.focus_next", "Next field", show=False, priority=True),
+        Binding("shift+tab", "app.focus_previous", "Previous field", show=False, priority=True),
     ]
 
     def __init__(self, enqueue: Callable[[NewJob, str], str]) -> None:
@@ -95,23 +104,23 @@ class NewJobScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="new-job", classes="dialog"):
-            yield Static(Text("New job", style="bold"), id="new-job-title")
-            yield Static(Text("Durations: 30s, 5m, 2h. Empty fields take the defaults.",
-                              style="dim"), id="new-job-hint")
+            yield Static(plain("New job", "bold"), id="new-job-title")
+            yield Static(plain("Durations: 30s, 5m, 2h. Empty fields take the defaults.", "dim"),
+                         id="new-job-hint")
             with Grid(id="new-job-fields"):
                 for key, label, placeholder, tip in FIELDS:
-                    yield Label(label, classes="field-label")
+                    yield Label(plain(label), classes="field-label")
                     yield Input(placeholder=placeholder, id=f"field-{key}", tooltip=tip, compact=True)
-            yield Static("", id="form-error")
+            yield Static(plain(""), id="form-error")
             with Horizontal(classes="buttons"):
-                yield Button("Enqueue (ctrl+s)", variant="primary", id="submit")
-                yield Button("Cancel (esc)", id="cancel")
+                yield Button(plain("Enqueue (ctrl+s)"), variant="primary", id="submit")
+                yield Button(plain("Cancel (esc)"), id="cancel")
 
     def values(self) -> dict[str, str]:
         return {key: self.query_one(f"#field-{key}", Input).value for key, *_ in FIELDS}
 
     def show_error(self, message: str) -> None:
-        self.query_one("#form-error", Static).update(Text(message))
+        self.query_one("#form-error", Static).update(plain(message))
         self.query_one("#new-job", Vertical).add_class("has-error")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

@@ -10,12 +10,16 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from .snapshot import PANE_LIMIT
+
 KEYS = (
     ("1 2 3 4", "show Pending, Running, Completed, Dead"),
     ("tab / shift+tab", "next / previous pane"),
-    ("↑ ↓ pgup pgdn", "move in the pane"),
+    ("↑ ↓ pgup pgdn end", "move in the pane; the chosen job stays put as rows arrive"),
+    ("home", "top row: follow the newest (Pending: the next to run)"),
     ("enter", "open the selected job's log (click a row too)"),
     ("[ ]", "log: previous / next attempt"),
+    ("end", "log: follow the live output (scrolling up pauses)"),
     ("escape", "back / close"),
     ("r", "retry the selected dead job"),
     ("R", "retry every dead job (asks first)"),
@@ -30,7 +34,7 @@ KEYS = (
 )
 
 NOTES = (
-    "Panes show the first 200 jobs of each state: waiting jobs in the order they will run, "
+    f"Panes show the first {PANE_LIMIT} jobs of each state: waiting jobs in the order they will run, "
     "the others newest first. Yellow 'retry in …' rows failed and wait for their next attempt; "
     "cyan rows are delayed. Throughput is the number of jobs finished in the last minute "
     "divided by 60, one bar per 10 s. Job output is shown as plain text: escape sequences "

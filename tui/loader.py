@@ -3,41 +3,29 @@
 from __future__ import annotations
 
 from types import MappingProxyType
-from typing import Callable, Protocol
+from typing import Callable
 
 from queuectl.config import settings_of
 from queuectl.errors import JobNotFound, QueueError
 from queuectl.logview import pieces
 from queuectl.store.base import Store
 
+from .pool_control import PoolLike
 from .rate import Rate
 from .snapshot import (PANE_STATES, PANES, LogData, LogRequest, PaneData, Request, Snapshot,
                        WorkersView, job_row)
-
-
-class PoolLike(Protocol):
-    """What the console uses of `queuectl.pool.Pool`."""
-
-    size: int
-    paused: bool
-
-    def scale(self, n: int) -> None: ...
-    def pause(self) -> None: ...
-    def resume(self) -> None: ...
-    def busy(self) -> int: ...
-    def worker_ids(self) -> list[str]: ...
-    def stop(self, cold: bool = False, timeout: float | None = None) -> None: ...
 
 
 class Loader:
     """Builds snapshots. Use from one thread at a time (the app never overlaps refreshes)."""
 
     def __init__(self, store_factory: Callable[[], Store], *, pool: PoolLike | None,
-                 clock: Callable[[], float] | None, location: str) -> None:
+                 clock: Callable[[], float] | None, location: str | None = None) -> None:
+        # `location` is not used (the header's text is the app's); it is accepted only so that
+        # queuectl/bench/bigstore.py, which still passes it, keeps working until it drops it.
         self.store_factory = store_factory
         self.pool = pool
         self.clock = clock
-        self.location = location
         self.rate = Rate()
         self._store: Store | None = None
         self._log_key: tuple | None = None
@@ -70,7 +58,7 @@ class Loader:
                 name=name, total=sum(status.counts.get(s, 0) for s in states),
                 rows=tuple(job_row(name, job, now) for job in jobs))
         return Snapshot(
-            seq=request.seq, taken_at=now, location=self.location,
+            seq=request.seq, taken_at=now,
             counts=MappingProxyType(dict(status.counts)),
             workers=self._workers(store, now, settings.lease * 2),
             rate=self.rate.current, spark=self.rate.spark(),

@@ -1,12 +1,14 @@
 """The log viewer: one attempt's output, stdout and stderr styled apart, tailing while it runs.
 
-Output is untrusted: it is kept as bytes, decoded with invalid UTF-8 replaced, made inert by
-`sanitize.clean_bytes`, and rendered as Rich `Text` (never markup). Lines are clipped and the
+Output is untrusted: it is decoded as a stream per stdout/stderr (invalid UTF-8 replaced), made
+inert by `sanitize.clean`, and rendered as Rich `Text` (never markup). Lines are clipped and the
 number of lines kept is capped, and only the visible lines are rendered, so huge output cannot
 freeze the UI.
 """
 
 from __future__ import annotations
+
+from typing import Iterable
 
 from rich.cells import cell_len
 from rich.text import Text
@@ -14,20 +16,21 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.geometry import Size
+from textual.message import Message
 from textual.screen import Screen
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Footer, Static
 
 from queuectl.durations import format_duration, relative
-from queuectl.logview import Piece
-from queuectl.sanitize import clean_bytes, one_line
+from queuectl.logview import MARKER, Piece, StreamDecoder
+from queuectl.sanitize import clean, one_line
 
+from .main_screen import fit_footer
 from .snapshot import LogData, LogRequest
 
 MAX_LINES = 5000
-MAX_LINE_BYTES = 4096
-MARKER = 0
+MAX_LINE_CHARS = 4096
 STATE_STYLES = {"pending": "bold", "failed": "bold yellow", "running": "bold green",
                 "completed": "green", "dead": "bold red"}
 
@@ -41,20 +44,33 @@ def _size(n: int) -> str:
 
 
 class OutputView(ScrollView, can_focus=True):
-    """Lines of (stream, bytes) segments; appends continue an open last line."""
+    """Lines of (stream, text) segments; appends continue an open last line.
 
+    Bytes are decoded as streams (`StreamDecoder`), so a character split between two stored
+    chunks shows whole. While `following`, the view stays at the bottom as output arrives, like
+    `less +F`; the person scrolling up pauses it, End (or scrolling back down to the bottom)
+    resumes it.
+    """
+
+    BINDINGS = [Binding("end", "follow", "Follow")]
     COMPONENT_CLASSES = {"output--stderr", "output--marker", "output--clipped"}
+
+    class FollowChanged(Message):
+        """`following` changed (the screen shows it)."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.lines: list[list[tuple[int, bytes]]] = []
+        self.lines: list[list[tuple[int, str]]] = []
+        self.following = True
+        self.dropped_lines = 0
+        self._decoder = StreamDecoder()
         self._open = False  # the last line has no newline yet
         self._clipped: dict[int, int] = {}  # id(line) -> bytes not kept
         self._width = 0
-        self.dropped_lines = 0
 
     def clear(self) -> None:
         self.lines.clear()
+        self._decoder.reset()
         self._clipped.clear()
         self._open = False
         self._width = 0
@@ -67,15 +83,17 @@ class OutputView(ScrollView, can_focus=True):
         """Everything shown, as plain text (for tests)."""
         return "\n".join(self._line_text(i).plain for i in range(len(self.lines)))
 
-    def append(self, pieces: tuple[Piece, ...] | list[Piece]) -> None:
-        at_end = self.is_vertical_scroll_end or not self.lines
-        for piece in pieces:
+    def append(self, pieces: Iterable[Piece], *, final: bool = False) -> None:
+        """Show `pieces`, the next bytes of the output; `final`: the run has ended."""
+        texts = self._decoder.texts(pieces, final=final)
+        if not texts:
+            return
+        for piece in texts:
             if piece.stream == MARKER:
-                self._close_line()
-                note = f"··· {_size(piece.skipped)} of output not kept ···".encode()
-                self.lines.append([(MARKER, note)])
+                self._open = False
+                self.lines.append([(MARKER, f"··· {_size(piece.skipped)} of output not kept ···")])
                 continue
-            parts = piece.data.split(b"\n")
+            parts = piece.text.split("\n")
             for index, part in enumerate(parts):
                 if index:
                     self._open = False
@@ -87,41 +105,94 @@ class OutputView(ScrollView, can_focus=True):
                 self._clipped.pop(id(line), None)
             del self.lines[:drop]
             self.dropped_lines += drop
+            if not self.following:  # keep the lines the person reads where they are
+                self.scroll_to(y=max(0, self.scroll_y - drop), animate=False, immediate=True)
         self.virtual_size = Size(self._width, len(self.lines))
         self.refresh()
-        if at_end:
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        if self.following:
+            self.scroll_end(animate=False, x_axis=False)  # once the new size is laid out
 
-    def _close_line(self) -> None:
-        self._open = False
-
-    def _add(self, stream: int, data: bytes) -> None:
+    def _add(self, stream: int, text: str) -> None:
         if not self._open:
             self.lines.append([])
             self._open = True
-        if not data:
+        if not text:
             return
         line = self.lines[-1]
-        kept = sum(len(d) for _, d in line)
-        room = MAX_LINE_BYTES - kept
-        if room < len(data):
-            self._clipped[id(line)] = self._clipped.get(id(line), 0) + len(data) - max(room, 0)
-            data = data[:max(room, 0)]
-        if data:
+        room = MAX_LINE_CHARS - sum(len(t) for _, t in line)
+        if room < len(text):
+            cut = text[max(room, 0):]
+            self._clipped[id(line)] = self._clipped.get(id(line), 0) + len(cut.encode())
+            text = text[:max(room, 0)]
+        if text:
             if line and line[-1][0] == stream:
-                line[-1] = (stream, line[-1][1] + data)
+                line[-1] = (stream, line[-1][1] + text)
             else:
-                line.append((stream, data))
+                line.append((stream, text))
         self._width = max(self._width, min(cell_len(self._line_text(len(self.lines) - 1).plain),
-                                           MAX_LINE_BYTES * 2))
+                                           MAX_LINE_CHARS * 2))
 
+    # -- following: every way the person scrolls decides it
+    def action_follow(self) -> None:
+        self._set_following(True)
+        self.scroll_end(animate=False, x_axis=False)
+
+    def _set_following(self, following: bool) -> None:
+        if following != self.following:
+            self.following = following
+            self.post_message(self.FollowChanged())
+
+    def _scrolled(self) -> None:
+        self._set_following(self.scroll_target_y >= self.max_scroll_y)
+
+    def action_scroll_up(self) -> None:
+        super().action_scroll_up()
+        self._scrolled()
+
+    def action_scroll_down(self) -> None:
+        super().action_scroll_down()
+        self._scrolled()
+
+    def action_page_up(self) -> None:
+        super().action_page_up()
+        self._scrolled()
+
+    def action_page_down(self) -> None:
+        super().action_page_down()
+        self._scrolled()
+
+    def action_scroll_home(self) -> None:
+        super().action_scroll_home()
+        self._scrolled()
+
+    def _on_mouse_scroll_up(self, event) -> None:
+        super()._on_mouse_scroll_up(event)
+        self._scrolled()
+
+    def _on_mouse_scroll_down(self, event) -> None:
+        super()._on_mouse_scroll_down(event)
+        self._scrolled()
+
+    def _on_scroll_to(self, message) -> None:  # the scrollbar dragged
+        super()._on_scroll_to(message)
+        self._scrolled()
+
+    def _on_scroll_up(self, event) -> None:  # the scrollbar clicked above the thumb
+        super()._on_scroll_up(event)
+        self._scrolled()
+
+    def _on_scroll_down(self, event) -> None:
+        super()._on_scroll_down(event)
+        self._scrolled()
+
+    # -- rendering
     def _line_text(self, index: int) -> Text:
         line = self.lines[index]
         text = Text(no_wrap=True, end="")
-        for stream, data in line:
-            if data.endswith(b"\r"):
-                data = data[:-1]
-            piece = clean_bytes(data).expandtabs(8)
+        for stream, part in line:
+            if part.endswith("\r"):
+                part = part[:-1]
+            piece = clean(part).expandtabs(8)
             if stream == MARKER:
                 style = self.get_component_rich_style("output--marker", partial=True)
             elif stream == 2:
@@ -155,8 +226,6 @@ class LogScreen(Screen):
         Binding("escape", "app.pop_screen", "Back"),
         Binding("left_square_bracket", "attempt(-1)", "Prev attempt"),
         Binding("right_square_bracket", "attempt(1)", "Next attempt"),
-        Binding("end", "end", "End"),
-        Binding("home", "home", "Top", show=False),
         Binding("r", "app.retry_job", "Retry"),
         Binding("c", "app.cancel_job", "Cancel"),
     ]
@@ -169,6 +238,7 @@ class LogScreen(Screen):
         self.byte_offset = 0
         self.data: LogData | None = None
         self.log_ready = False
+        self._now = 0.0
 
     def compose(self) -> ComposeResult:
         yield Static(id="log-title")
@@ -181,6 +251,9 @@ class LogScreen(Screen):
         self.query_one("#log-title", Static).update(Text(f" job {one_line(self.job_id)}"))
         self.query_one(OutputView).focus()
         self.app.request_refresh()
+
+    def on_resize(self) -> None:
+        fit_footer(self.query_one(Footer), self.size.width)
 
     def request(self) -> LogRequest:
         return LogRequest(self.job_id, self.attempt, self.byte_offset)
@@ -208,13 +281,19 @@ class LogScreen(Screen):
             if data.start != 0:
                 self.app.request_refresh()
                 return
+        run = next((r for r in data.runs if r.attempt == data.attempt), None)
+        ended = run is not None and run.finished_at is not None
         if data.start != self.byte_offset:  # built before the last apply: ask for the rest
             self.app.request_refresh()
-        elif data.pieces:
-            self.view.append(data.pieces)
+        elif data.pieces or ended:
+            self.view.append(data.pieces, final=ended)
             self.byte_offset = data.end
-        self.data = data
+        self.data, self._now = data, now
         self._describe(data, now)
+
+    def on_output_view_follow_changed(self, message: OutputView.FollowChanged) -> None:
+        if self.data is not None:
+            self._describe(self.data, self._now)
 
     def _describe(self, data: LogData, now: float) -> None:
         title = Text(" job ")
@@ -234,6 +313,12 @@ class LogScreen(Screen):
                 following = ""
                 if self.attempt is None:
                     following = " (latest, live)" if run.finished_at is None else " (latest)"
+                if run.finished_at is None:
+                    if self.view.following:
+                        info.append("following", "bold green")
+                    else:
+                        info.append("paused — End to follow", "bold black on yellow")
+                    info.append(" · ")
                 info.append(f"attempt {run.attempt} of {len(data.runs)}{following}", "bold")
                 took = (run.finished_at or now) - run.started_at
                 info.append(f" · started {relative(run.started_at, now)}"
@@ -263,9 +348,3 @@ class LogScreen(Screen):
         self.byte_offset = 0
         self.view.clear()
         self.app.request_refresh()
-
-    def action_end(self) -> None:
-        self.view.scroll_end(animate=False)
-
-    def action_home(self) -> None:
-        self.view.scroll_home(animate=False)

@@ -13,28 +13,59 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from queuectl.sanitize import one_line
 
+from .inert import plain
 from .panes import JobTable
 from .rate import format_rate
 from .snapshot import PANE_TITLES, PANES, Snapshot, header_counts
 
+SEPARATOR = "  ·  "
 COUNT_STYLES = {"pending": "bold", "retrying": "yellow", "running": "bold green",
                 "completed": "green", "dead": "bold red"}
 
 
 class StatusBar(Static):
-    """Two lines: counts per state; workers, throughput and the store."""
+    """Two lines, each cut to the width: counts per state; workers, throughput and the store
+    (or what is wrong with it). Separators narrow before anything is cut."""
 
-    def show(self, snap: Snapshot | None, error: str | None, location: str) -> None:
-        text = Text(" ")
-        if snap is not None:
-            for index, (label, number) in enumerate(header_counts(snap.counts)):
-                if index:
-                    text.append("  ·  ", "dim")
-                text.append(f"{number:,}", COUNT_STYLES[label] if number else "dim")
-                text.append(f" {label}", "" if number else "dim")
-        else:
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._shown: tuple = (None, None, "", None)
+
+    def show(self, snap: Snapshot | None, *, error: str | None, store_text: str,
+             watch_problem: str | None) -> None:
+        self._shown = (snap, error, store_text, watch_problem)
+        self._draw()
+
+    def on_resize(self) -> None:
+        self._draw()
+
+    def _draw(self) -> None:
+        width = self.size.width or 200
+        lines = []
+        for build in (self._counts, self._second):
+            line = build(SEPARATOR)
+            if line.cell_len > width:
+                line = build(SEPARATOR.strip().center(3))
+            line.truncate(width, overflow="ellipsis")
+            lines.append(line)
+        self.update(Text("\n").join(lines))
+
+    def _counts(self, gap: str) -> Text:
+        snap = self._shown[0]
+        text = Text(" ", no_wrap=True)
+        if snap is None:
             text.append("loading…", "dim")
-        text.append("\n ")
+            return text
+        for index, (label, number) in enumerate(header_counts(snap.counts)):
+            if index:
+                text.append(gap, "dim")
+            text.append(f"{number:,}", COUNT_STYLES[label] if number else "dim")
+            text.append(f" {label}", "" if number else "dim")
+        return text
+
+    def _second(self, gap: str) -> Text:
+        snap, error, store_text, watch_problem = self._shown
+        text = Text(" ", no_wrap=True)
         if snap is not None:
             w = snap.workers
             text.append("workers ", "dim")
@@ -47,16 +78,25 @@ class StatusBar(Static):
                 text.append(f" + {w.external} external", "dim" if not w.external else "")
                 if w.paused:
                     text.append("  PAUSED", "bold black on yellow")
-            text.append("  ·  ", "dim")
+            text.append(gap, "dim")
             text.append(format_rate(snap.rate), "bold")
             text.append(" finished ", "dim")
             text.append(snap.spark or "", "green")
-            text.append("  ·  ", "dim")
+            text.append(gap, "dim")
         if error:
             text.append(f"store unavailable, retrying: {one_line(error, 100)}", "bold red")
+        elif watch_problem:
+            text.append(f"not watching the store: {watch_problem}; refreshing every second",
+                        "bold yellow")
         else:
-            text.append(one_line(location, 200), "dim")
-        self.update(text)
+            text.append(one_line(store_text, 200), "dim")
+        return text
+
+
+def fit_footer(footer: Footer, width: int) -> None:
+    """Narrow terminals: the footer's compact style, and no palette key (ctrl+p still works)."""
+    footer.compact = width < 120
+    footer.show_command_palette = width >= 100
 
 
 class FilterInput(Input):
@@ -68,49 +108,78 @@ class FilterInput(Input):
 
 
 class MainScreen(Screen):
+    """The header, the four panes, the filter bar and the footer.
+
+    The keys that move the focus (or open the form) are priority bindings: the app acts on
+    them as it reads them, so the keys typed right after land where the focus went, even in
+    one burst. While the filter has the focus, those that are also text are typed instead.
+    """
+
     BINDINGS = [
-        Binding("1", "pane('pending')", "Pending", show=False),
-        Binding("2", "pane('running')", "Running", show=False),
-        Binding("3", "pane('completed')", "Completed", show=False),
-        Binding("4", "pane('dead')", "Dead", show=False),
-        Binding("tab", "cycle(1)", "Next pane", show=False),
-        Binding("shift+tab", "cycle(-1)", "Previous pane", show=False),
+        Binding("1", "pane('pending')", "Pending", show=False, priority=True),
+        Binding("2", "pane('running')", "Running", show=False, priority=True),
+        Binding("3", "pane('completed')", "Completed", show=False, priority=True),
+        Binding("4", "pane('dead')", "Dead", show=False, priority=True),
+        Binding("tab", "cycle(1)", "Next pane", show=False, priority=True),
+        Binding("shift+tab", "cycle(-1)", "Previous pane", show=False, priority=True),
         Binding("enter", "open_log", "Log", show=False),
         Binding("r", "app.retry_job", "Retry"),
         Binding("R", "app.retry_all", "Retry all", show=False),
         Binding("c", "app.cancel_job", "Cancel"),
-        Binding("n", "app.new_job", "New"),
-        Binding("slash", "filter", "Filter"),
+        Binding("n", "new_job", "New", priority=True),
+        Binding("slash", "filter", "Filter", priority=True),
         Binding("plus", "app.scale(1)", "+worker", show=False),
         Binding("minus", "app.scale(-1)", "-worker", show=False),
-        Binding("p", "app.toggle_pause", "Pause"),
+        Binding("p", "app.pause_pool", "Pause"),
+        Binding("p", "app.resume_pool", "Resume"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),  # the bar says so
         Binding("question_mark", "app.help", "Help"),
         Binding("q", "app.quit", "Quit"),
     ]
 
+    TYPED_IN_FILTER = frozenset({"pane", "new_job", "filter"})
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in self.TYPED_IN_FILTER and isinstance(self.focused, Input):
+            return False  # the key is text for the filter
+        if action == "clear_filter":
+            return self.app.filter_text is not None
+        return True
+
+    def action_clear_filter(self) -> None:
+        self.query_one(FilterInput).action_clear()
+
+    def action_new_job(self) -> None:
+        self.app.action_new_job()
+
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
-        yield FilterInput(placeholder="filter by id or command text (esc clears)",
-                          id="filter", classes="hidden")
+        bar = FilterInput(placeholder="filter by id or command text", id="filter",
+                          classes="hidden")
+        bar.border_subtitle = plain("esc clears")
+        yield bar
         with Grid(id="panes"):
             for index, name in enumerate(PANES, 1):
                 with Vertical(id=f"pane-{name}", classes="pane") as box:
-                    box.border_title = f"{index} {PANE_TITLES[name]}"
+                    box.border_title = plain(f"{index} {PANE_TITLES[name]}")
                     yield JobTable(name, id=f"table-{name}")
         yield Footer()
 
     def on_mount(self) -> None:
         self._active = PANES[0]
-        self.query_one(StatusBar).show(None, None, self.app.location)
+        self.show_status()
         self.table().focus()
         self.call_after_refresh(self._reapply)
+
+    def on_resize(self) -> None:
+        fit_footer(self.query_one(Footer), self.size.width)
 
     def _reapply(self) -> None:
         """Apply a snapshot that arrived before the tabs were mounted."""
         if self.app.snapshot is not None:
-            self.apply(self.app.snapshot, self.app.error)
-        elif self.app.error is not None:
-            self.show_error(self.app.error)
+            self.apply(self.app.snapshot)
+        else:
+            self.show_status()
 
     @property
     def active(self) -> str:
@@ -127,26 +196,30 @@ class MainScreen(Screen):
         """(pane, selected job id or None)."""
         return self.active, self.table().selected_id()
 
-    def apply(self, snap: Snapshot, error: str | None) -> None:
+    def apply(self, snap: Snapshot) -> None:
         try:
-            self.query_one(StatusBar).show(snap, error, snap.location)
+            self.show_status(snap)
             for index, name in enumerate(PANES, 1):
                 pane = snap.panes[name]
                 count = f"{len(pane.rows)}/{pane.total:,}" if snap.text else f"{pane.total:,}"
-                self.pane_box(name).border_title = f"{index} {PANE_TITLES[name]} {count}"
+                self.pane_box(name).border_title = plain(f"{index} {PANE_TITLES[name]} {count}")
                 self.table(name).apply(pane)
         except NoMatches:  # the panes are still being mounted: apply once they are
             self.call_after_refresh(self._reapply)
 
-    def show_error(self, error: str) -> None:
+    def show_status(self, snap: Snapshot | None = None) -> None:
+        """The header for `snap` (default: the last one) and the app's troubles."""
+        app = self.app
         try:
-            self.query_one(StatusBar).show(self.app.snapshot, error, self.app.location)
+            bar = self.query_one(StatusBar)
         except NoMatches:  # not mounted yet: shown on mount
-            pass
+            return
+        bar.show(snap or app.snapshot, error=app.error, store_text=app.store_text,
+                 watch_problem=app.watch_problem)
 
     def action_pane(self, name: str) -> None:
         self._active = name
-        self.table(name).focus()
+        self.set_focus(self.table(name))  # at once (widget.focus() waits): see BINDINGS
 
     def action_cycle(self, step: int) -> None:
         index = PANES.index(self.active)
@@ -169,11 +242,11 @@ class MainScreen(Screen):
     def action_filter(self) -> None:
         bar = self.query_one(FilterInput)
         bar.remove_class("hidden")
-        bar.focus()
+        self.set_focus(bar)
 
     def close_filter(self) -> None:
         self.query_one(FilterInput).add_class("hidden")
-        self.table().focus()
+        self.set_focus(self.table())
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter":

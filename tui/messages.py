@@ -31,6 +31,22 @@ class StoreChanged(Message):
         return isinstance(message, StoreChanged)
 
 
+class WatchFailed(Message):
+    """The store watcher cannot watch: the console only refreshes on its timer."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+
+class PoolChanged(Message):
+    """The console's pool did what a key asked: `text` says what."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+
 class Notice(Message):
     def __init__(self, text: str, severity: str = "information") -> None:
         super().__init__()

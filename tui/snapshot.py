@@ -6,7 +6,7 @@ already made inert with `sanitize`; the widgets wrap them in Rich `Text` (never 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Mapping
 
@@ -25,18 +25,8 @@ PANE_STATES: Mapping[str, tuple[JobState, ...]] = MappingProxyType({
 PANE_TITLES: Mapping[str, str] = MappingProxyType({
     "pending": "Pending", "running": "Running", "completed": "Completed", "dead": "Dead",
 })
-# (key, label, width) per pane; widths are fixed so updates never re-measure the table.
-COLUMNS: Mapping[str, tuple[tuple[str, str, int], ...]] = MappingProxyType({
-    "pending": (("id", "id", 14), ("pri", "pri", 4), ("when", "when", 13),
-                ("tries", "tries", 5), ("command", "command", 60)),
-    "running": (("id", "id", 14), ("elapsed", "elapsed", 8), ("worker", "worker", 10),
-                ("attempt", "try", 5), ("command", "command", 60)),
-    "completed": (("id", "id", 14), ("took", "took", 7), ("finished", "finished", 10),
-                  ("exit", "exit", 4), ("command", "command", 60)),
-    "dead": (("id", "id", 14), ("tries", "tries", 5), ("died", "died", 9),
-             ("error", "last error", 30), ("command", "command", 40)),
-})
 CELL_LIMIT = 200  # characters kept per cell; the table crops to the column width
+PANE_LIMIT = 200  # rows read per pane: the SQL LIMIT, so a refresh costs the same at any size
 
 
 @dataclass(frozen=True)
@@ -80,7 +70,7 @@ class LogData:
 class Request:
     seq: int
     text: str | None = None
-    limit: int = 200
+    limit: int = PANE_LIMIT
     log: LogRequest | None = None
 
 
@@ -97,7 +87,6 @@ class WorkersView:
 class Snapshot:
     seq: int
     taken_at: float
-    location: str
     counts: Mapping[JobState, int]
     workers: WorkersView
     rate: float  # jobs finished per second, averaged over the last minute
@@ -105,10 +94,6 @@ class Snapshot:
     panes: Mapping[str, PaneData]
     log: LogData | None = None
     text: str | None = None
-    extra: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-
-    def pane_total(self, name: str) -> int:
-        return sum(self.counts.get(s, 0) for s in PANE_STATES[name])
 
 
 def _cell(text: str | None) -> str:
@@ -120,7 +105,7 @@ def _tries(job: Job) -> str:
 
 
 def job_row(pane: str, job: Job, now: float) -> Row:
-    """The cells of `job` in `pane` at time `now`."""
+    """The cells of `job` in `pane` at time `now`, in the order of columns.COLUMNS[pane]."""
     jid, command = _cell(job.id), _cell(job.command)
     if pane == "pending":
         if job.state is JobState.FAILED:

@@ -61,7 +61,7 @@ def run_console(loc: str, workers: int, cleanup: Callable[[], None] = lambda: No
     try:
         if pool is not None:
             pool.start()
-        make_app(lambda: open_store(loc), pool=pool, location=display_location(loc)).run()
+        make_app(lambda: open_store(loc), pool=pool, store_text=display_location(loc)).run()
     finally:
         if pool is not None:
             pool.stop(cold=pool.cold, timeout=30)

@@ -104,9 +104,12 @@ class Store(ABC):
 
     @abstractmethod
     def doorbell(self, everything: bool = False):
-        """Something to wait on until work may be there: `wait(timeout, fds) -> bool` (True when
-        rung), `clear()`, `close()`, and `mechanism` (how it waits, for people). `everything`:
-        ring on every change (for a console), not only on new work (for idle workers)."""
+        """Something to wait on until work may be there: `wait(timeout, fds)` (True when rung),
+        `clear()`, `close()`, and `mechanism` (how it is woken, e.g. "inotify", "listen";
+        "poll" when it only sleeps). `everything`: wake on every change of the store (for a
+        console), not only on new work; such a doorbell raises OSError or QueueError, saying
+        why, when it cannot watch. None when the store has no way to notify. Implementations:
+        store/sqlite/doorbell.py, store/postgres/doorbell.py."""
 
     def verify(self) -> None:
         """Check the whole store for damage (slow: reads every page); raise StoreUnusable."""

@@ -51,7 +51,9 @@ class SQLiteStore(Claims, SharedReads, Store):
     def doorbell(self, everything: bool = False):
         from .doorbell import Doorbell
 
-        return None if everything else Doorbell(self.bell_path)
+        if everything:  # a console: any change of the database, its WAL or the bell
+            return Doorbell(self.bell_path, also=(self.path, self.path + "-wal"), required=True)
+        return Doorbell(self.bell_path)
 
     def ring(self) -> None:
         """Touch the doorbell file so idle workers wake (see doorbell.py)."""

@@ -1,0 +1,71 @@
+"""The columns of each pane, and which of them fit a pane of a given width.
+
+A pane always shows a job's id, its state (when it runs, how long it has run, when it
+finished, why it died) and its command; the lesser columns are dropped, least useful first,
+when the pane is too narrow for them, and the id column narrows last. Flexible columns (the
+command; in the Dead pane the error too) share whatever room is left. The widths are computed
+only when the pane is resized, so updating rows never re-measures the table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Mapping
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    width: int  # the width it wants; for a flexible column, the least it gets
+    keep: int = 0  # 0: always shown; otherwise dropped before columns with a higher `keep`
+    flex: int = 0  # a flexible column's share of the room left over
+    narrow: int | None = None  # its width when even the kept columns do not fit
+
+
+_ID = Column("id", "id", 14, narrow=12)  # generated ids are 12 hex digits
+_COMMAND = Column("command", "command", 8, flex=1)
+
+# The columns of each pane in display order; a Row's cells are in this order (snapshot.py).
+COLUMNS: Mapping[str, tuple[Column, ...]] = MappingProxyType({
+    "pending": (_ID, Column("pri", "pri", 4, keep=1), Column("when", "when", 12, narrow=11),
+                Column("tries", "tries", 5, keep=2), _COMMAND),
+    "running": (_ID, Column("elapsed", "elapsed", 8), Column("worker", "worker", 10, keep=1),
+                Column("attempt", "try", 5, keep=2), _COMMAND),
+    "completed": (_ID, Column("took", "took", 7, keep=2), Column("finished", "finished", 10),
+                  Column("exit", "exit", 4, keep=1), _COMMAND),
+    "dead": (_ID, Column("tries", "tries", 5, keep=1), Column("died", "died", 9, keep=2),
+             Column("error", "last error", 11, flex=2), _COMMAND),
+})
+
+
+def fit(pane: str, width: int, padding: int = 1) -> tuple[tuple[Column, int], ...]:
+    """The columns of `pane` to show in `width` cells, with their widths, in display order.
+
+    Each column also takes `padding` cells on both sides. When even the kept columns at their
+    narrow widths do not fit, they are all returned at those widths (the pane crops them).
+    """
+    columns = list(COLUMNS[pane])
+    narrow = False
+
+    def size(column: Column) -> int:
+        return (column.narrow if narrow and column.narrow else column.width) + 2 * padding
+
+    while sum(size(c) for c in columns) > width:
+        droppable = [c for c in columns if c.keep]
+        if droppable:
+            columns.remove(min(droppable, key=lambda c: c.keep))
+        elif not narrow:
+            narrow = True
+        else:
+            break
+    widths = {c.key: size(c) - 2 * padding for c in columns}
+    room = max(0, width - sum(size(c) for c in columns))
+    flexible = [c for c in columns if c.flex]
+    shares = sum(c.flex for c in flexible)
+    for column in flexible:
+        widths[column.key] += room * column.flex // shares
+    if flexible:  # what rounding left over goes to the last one
+        widths[flexible[-1].key] += room - sum(room * c.flex // shares for c in flexible)
+    return tuple((c, widths[c.key]) for c in columns)
