@@ -5,7 +5,6 @@ route, /metrics against the store after a real workload, /healthz, bad input, an
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import os
 import signal
