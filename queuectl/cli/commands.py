@@ -9,7 +9,7 @@ MODULES = {
     "logs": "jobs", "cancel": "jobs", "prune": "jobs",
     "dlq": "dlq", "config": "config_cmd", "worker": "worker_cmd", "ui": "ui_cmd",
     "demo": "ui_cmd", "bench": "..bench.cli", "completion": "completion_cmd",
-    "queue": "queue_cmd",
+    "queue": "queue_cmd", "serve": "serve_cmd", "metrics": "serve_cmd",
 }
 
 
