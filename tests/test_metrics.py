@@ -179,16 +179,19 @@ def families(text: bytes) -> dict[str, dict[tuple, float]]:
     return out
 
 
+Q = ("queue", "default")  # the label of the default queue
+
+
 def check_against_store(got: dict, store, clock) -> None:
     status = store.status(clock.now, 30)
     for state in JobState:
-        assert got["queuectl_jobs"][(("state", state.value),)] == status.counts[state], state
-    assert got["queuectl_dead_letter_jobs"][()] == status.counts[JobState.DEAD]
+        assert got["queuectl_jobs"][(Q, ("state", state.value))] == status.counts[state], state
+    assert got["queuectl_dead_letter_jobs"][(Q,)] == status.counts[JobState.DEAD]
     runs = truth(store)
     assert set(runs) == {"completed", "failed", "cancelled", "lost", "interrupted"}
     for outcome in ("completed", "failed", "cancelled", "lost", "interrupted"):
         took = runs.get(outcome, [])
-        key = (("outcome", outcome),)
+        key = (("outcome", outcome), Q)
         assert got["queuectl_runs_finished_total"][key] == len(took), outcome
         assert got["queuectl_run_duration_seconds_count"][key] == len(took)
         assert math.isclose(got["queuectl_run_duration_seconds_sum"][key], sum(took),
@@ -197,9 +200,9 @@ def check_against_store(got: dict, store, clock) -> None:
         for bound in BOUNDS:
             from prometheus_client.utils import floatToGoString
 
-            le = (("le", floatToGoString(bound)), ("outcome", outcome))
+            le = (("le", floatToGoString(bound)), ("outcome", outcome), Q)
             assert buckets[le] == sum(1 for t in took if t <= bound), (outcome, bound)
-        assert buckets[(("le", "+Inf"), ("outcome", outcome))] == len(took)
+        assert buckets[(("le", "+Inf"), ("outcome", outcome), Q)] == len(took)
 
 
 def test_metrics_after_a_known_workload_match_the_store(store, clock):
@@ -207,11 +210,11 @@ def test_metrics_after_a_known_workload_match_the_store(store, clock):
     reader = MetricsReader(lambda: store)
     got = families(render(reader.read()))
     check_against_store(got, store, clock)
-    assert got["queuectl_runs_finished_total"][(("outcome", "completed"),)] == 3
-    assert got["queuectl_runs_finished_total"][(("outcome", "failed"),)] == 2
-    assert got["queuectl_jobs"][(("state", "running"),)] == 1
-    assert got["queuectl_jobs"][(("state", "dead"),)] == 2  # bad, cancelled
-    assert got["queuectl_jobs"][(("state", "failed"),)] == 1  # lost, waiting for its retry
+    assert got["queuectl_runs_finished_total"][(("outcome", "completed"), Q)] == 3
+    assert got["queuectl_runs_finished_total"][(("outcome", "failed"), Q)] == 2
+    assert got["queuectl_jobs"][(Q, ("state", "running"))] == 1
+    assert got["queuectl_jobs"][(Q, ("state", "dead"))] == 2  # bad, cancelled
+    assert got["queuectl_jobs"][(Q, ("state", "failed"))] == 1  # lost, waiting for its retry
     # The store's clock is past the test's: the lost job's retry is due, the oldest ready job.
     assert got["queuectl_oldest_ready_job_age_seconds"][()] > 0
 
@@ -249,8 +252,8 @@ def test_runs_that_reuse_the_ids_of_pruned_runs_are_counted(store, clock):
         store.finish(store.claim("w1", now=clock.now, lease=LEASE), FAIL, now=clock.advance(1),
                      policy=POLICY)
     got = families(render(reader.read()))
-    assert got["queuectl_runs_finished_total"][(("outcome", "completed"),)] == 3  # a counter
-    assert got["queuectl_runs_finished_total"][(("outcome", "failed"),)] == 2
+    assert got["queuectl_runs_finished_total"][(("outcome", "completed"), Q)] == 3  # a counter
+    assert got["queuectl_runs_finished_total"][(("outcome", "failed"), Q)] == 2
 
 
 def test_a_store_that_fails_is_reopened_and_the_totals_carry_on(tmp_path, clock):
@@ -272,6 +275,28 @@ def test_a_store_that_fails_is_reopened_and_the_totals_carry_on(tmp_path, clock)
     reader.close()
 
 
+def test_every_value_is_per_queue_with_its_limit_and_pause(store, clock):
+    store.set_queue("gpu", now=clock.now, concurrency=2)
+    store.enqueue([NewJob(command="true", id="g1", queue="gpu"),
+                   NewJob(command="true", id="g2", queue="gpu"),
+                   NewJob(command="true", id="d1")], now=clock.now, default_max_retries=0,
+                  default_cwd="/")
+    store.pause_queue("default")
+    store.register_worker("w1", 4242, "box", clock.now)
+    job = store.claim("w1", now=clock.now, lease=LEASE)
+    store.finish(job, OK, now=clock.advance(2), policy=POLICY)
+    store.claim("w1", now=clock.now, lease=LEASE)
+    got = families(render(MetricsReader(lambda: store).read()))
+    gpu, default = ("queue", "gpu"), ("queue", "default")
+    assert got["queuectl_jobs"][(gpu, ("state", "completed"))] == 1
+    assert got["queuectl_jobs"][(gpu, ("state", "running"))] == 1
+    assert got["queuectl_jobs"][(default, ("state", "pending"))] == 1
+    assert got["queuectl_queue_concurrency_limit"] == {(gpu,): 2}
+    assert got["queuectl_queue_paused"] == {(gpu,): 0, (default,): 1}
+    assert got["queuectl_runs_finished_total"][(("outcome", "completed"), gpu)] == 1
+    assert got["queuectl_runs_finished_total"][(("outcome", "completed"), default)] == 0
+
+
 # -- the command
 
 
@@ -283,9 +308,9 @@ def test_queuectl_metrics_prints_the_same_text_once(tmp_path):
     code, out, err = run_cli("metrics", db=db)
     assert code == 0 and err == "", err
     got = families(out.encode())
-    assert got["queuectl_jobs"][(("state", "completed"),)] == 1
-    assert got["queuectl_runs_finished_total"][(("outcome", "completed"),)] == 1
-    assert got["queuectl_runs_finished_total"][(("outcome", "failed"),)] == 1
+    assert got["queuectl_jobs"][(Q, ("state", "completed"))] == 1
+    assert got["queuectl_runs_finished_total"][(("outcome", "completed"), Q)] == 1
+    assert got["queuectl_runs_finished_total"][(("outcome", "failed"), Q)] == 1
     assert got["queuectl_workers"][()] == 0
 
 

@@ -250,15 +250,15 @@ def test_metrics_match_the_store_after_a_real_workload(tmp_path):
         finally:
             store.close()
         for state, n in status.counts.items():
-            assert got["queuectl_jobs"][(("state", state.value),)] == n
-        assert got["queuectl_jobs"][(("state", "completed"),)] == 8
-        assert got["queuectl_jobs"][(("state", "dead"),)] == 2
-        assert got["queuectl_runs_finished_total"][(("outcome", "completed"),)] == 8
-        assert got["queuectl_runs_finished_total"][(("outcome", "failed"),)] == 4
+            assert got["queuectl_jobs"][(("queue", "default"), ("state", state.value))] == n
+        assert got["queuectl_jobs"][(("queue", "default"), ("state", "completed"))] == 8
+        assert got["queuectl_jobs"][(("queue", "default"), ("state", "dead"))] == 2
+        assert got["queuectl_runs_finished_total"][(("outcome", "completed"), ("queue", "default"))] == 8
+        assert got["queuectl_runs_finished_total"][(("outcome", "failed"), ("queue", "default"))] == 4
         took = [r.finished_at - r.started_at for r in runs if r.outcome == "completed"]
-        assert math.isclose(got["queuectl_run_duration_seconds_sum"][(("outcome", "completed"),)],
+        assert math.isclose(got["queuectl_run_duration_seconds_sum"][(("outcome", "completed"), ("queue", "default"))],
                             sum(took), abs_tol=1e-6)
-        assert got["queuectl_run_duration_seconds_bucket"][(("le", "0.25"), ("outcome", "completed"))] \
+        assert got["queuectl_run_duration_seconds_bucket"][(("le", "0.25"), ("outcome", "completed"), ("queue", "default"))] \
             == sum(1 for t in took if t <= 0.25) >= 6
         assert got["queuectl_workers"][()] == 2  # serve's one pool
         # `queuectl metrics` prints the same counters (read afresh from the store).
@@ -301,7 +301,7 @@ def test_healthz_and_metrics_on_postgresql_when_the_schema_goes_away(pg_url, pg_
     try:
         assert get(s, "/healthz", token=s.token).status == 200
         assert parsed(get(s, "/metrics", token=s.token).text)["queuectl_jobs"][
-            (("state", "pending"),)] == 1
+            (("queue", "default"), ("state", "pending"))] == 1
         schema = pg_url.rsplit("schema=", 1)[1]
         with psycopg.connect(pg_server.url(), autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')

@@ -36,13 +36,22 @@ class _Collector:
         yield jobs
         yield dead
 
-        oldest = GaugeMetricFamily(
-            "queuectl_oldest_ready_job_age_seconds",
-            "How long the job that became ready first has waited (0: no job is ready).",
+        limit = GaugeMetricFamily(
+            "queuectl_queue_concurrency_limit",
+            "The most jobs of a queue that run at once, on every host (queues with a limit).",
             labels=labels)
-        for scope, age in sorted(r.oldest_ready_age.items()):
-            oldest.add_metric(list(scope), age)
-        yield oldest
+        paused = GaugeMetricFamily("queuectl_queue_paused", "1 while a queue is paused.",
+                                   labels=labels)
+        for scope in sorted(r.limits):
+            if r.limits[scope] is not None:
+                limit.add_metric(list(scope), r.limits[scope])
+            paused.add_metric(list(scope), int(r.paused[scope]))
+        yield limit
+        yield paused
+        yield GaugeMetricFamily(
+            "queuectl_oldest_ready_job_age_seconds",
+            "How long the job that became ready first, in any queue, has waited (0: none is "
+            "ready).", value=r.oldest_ready_age)
 
         yield GaugeMetricFamily("queuectl_workers", "Live workers (a recent heartbeat).",
                                 value=r.workers)
@@ -56,7 +65,7 @@ class _Collector:
         durations = HistogramMetricFamily(
             "queuectl_run_duration_seconds", "How long runs took, per outcome.",
             labels=labels + ["outcome"])
-        for (scope, outcome), totals in sorted(_with_every_outcome(r.runs).items()):
+        for (scope, outcome), totals in sorted(_with_every_outcome(r.runs, r.jobs).items()):
             finished.add_metric(list(scope) + [outcome], totals.count)
             buckets = [(_le(bound), n) for bound, n in zip(BOUNDS, totals.at_most)]
             buckets.append(("+Inf", totals.count))
@@ -69,11 +78,11 @@ class _Collector:
                                 value=r.read_seconds)
 
 
-def _with_every_outcome(runs: dict[tuple, Totals]) -> dict[tuple, Totals]:
-    """The run totals, with a zero for every known outcome not seen yet (so that `rate()`
-    sees each series from the first scrape)."""
+def _with_every_outcome(runs: dict[tuple, Totals], queues) -> dict[tuple, Totals]:
+    """The run totals, with a zero for every known outcome of every queue not seen yet (so
+    that `rate()` sees each series from the first scrape)."""
     out = dict(runs)
-    scopes = {scope for scope, _ in runs} or {WHOLE}
+    scopes = {scope for scope, _ in runs} | set(queues) or {WHOLE}
     for scope in scopes:
         for outcome in RunOutcome:
             out.setdefault((scope, outcome.value), Totals())

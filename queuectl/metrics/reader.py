@@ -15,7 +15,7 @@ from ..errors import QueueError
 from ..models import JobState
 from ..store import run_reads
 from ..store.base import Store
-from .labels import WHOLE, Scope
+from .labels import Scope, scope_of_queue
 from .tally import BOUNDS, SETTLE, RunTally, Totals
 
 PAGE = 5000  # runs per read while catching up
@@ -25,7 +25,9 @@ class Reading(NamedTuple):
     """One scrape's values, as plain data."""
 
     jobs: dict[Scope, dict[JobState, int]]
-    oldest_ready_age: dict[Scope, float]  # seconds; 0 when no job is ready
+    limits: dict[Scope, int | None]  # a queue's concurrency limit (None: unlimited)
+    paused: dict[Scope, bool]
+    oldest_ready_age: float  # seconds, over every queue; 0 when no job is ready
     workers: int  # live workers (recent heartbeat)
     busy_workers: int
     runs: dict[tuple[Scope, str], Totals]
@@ -100,14 +102,16 @@ class MetricsReader:
             window = live_window(settings_of(store))
             status = store.status(now, window)
             workers = store.workers()
+            queues = store.queues()
         except QueueError:
             self.close()
             raise
         busy = sum(1 for w in workers if w.job_id and w.heartbeat_at >= now - window)
-        counts = {state: status.counts.get(state, 0) for state in JobState}
         return Reading(
-            jobs={WHOLE: counts},
-            oldest_ready_age={WHOLE: status.oldest_waiting_age or 0.0},
+            jobs={scope_of_queue(q): {s: q.counts.get(s, 0) for s in JobState} for q in queues},
+            limits={scope_of_queue(q): q.concurrency for q in queues},
+            paused={scope_of_queue(q): q.paused for q in queues},
+            oldest_ready_age=status.oldest_waiting_age or 0.0,
             workers=status.workers,
             busy_workers=busy,
             runs={key: Totals(t.count, t.seconds, list(t.at_most))

@@ -36,7 +36,7 @@ def main() -> int:
         from queuectl_tui.app import make_app
 
         make_app(lambda: open_store(location, create=False), pool=None,
-                 location=display_location(location)).run()
+                 store_text=display_location(location)).run()
     except QueueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
