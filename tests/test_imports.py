@@ -62,6 +62,16 @@ def test_the_enqueue_path_with_db_after_the_command_imports_nothing_heavy(tmp_pa
     assert db.exists()
 
 
+def test_the_layers_contract_holds():
+    """pyproject.toml's import-linter contracts: each layer imports only from those below it,
+    and the engine never imports the console."""
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([str(Path(sys.executable).with_name("lint-imports")), "--no-cache"],
+                          capture_output=True, text=True, cwd=root, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "2 kept, 0 broken" in done.stdout
+
+
 def test_python_dash_m_queuectl_help(tmp_path):
     done = subprocess.run([sys.executable, "-m", "queuectl", "--help"], capture_output=True,
                           text=True, cwd=tmp_path, env=cli_env(), timeout=60)

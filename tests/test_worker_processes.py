@@ -260,17 +260,57 @@ def test_burst_drains_and_exits(db, tmp_path):
     assert state(db, delayed).state is JobState.PENDING
 
 
+def _start_delays(db, tmp_path, samples: int, gap: tuple[float, float]) -> list[float]:
+    """Enqueue `samples` jobs one at a time, at random moments of an idle worker's wait, and
+    return how long each waited to start (from its own clock, against the enqueue time)."""
+    import random
+
+    delays = []
+    rng = random.Random(samples)
+    for n in range(samples):
+        time.sleep(rng.uniform(*gap))
+        mark = tmp_path / f"started-{n}"
+        s = open_store(db)
+        try:
+            before = time.time()
+            [job_id] = s.enqueue([NewJob(command=f"date +%s.%N > {mark}")], now=s.now(),
+                                 default_max_retries=0, default_cwd=str(tmp_path))
+        finally:
+            s.close()
+        wait_for(lambda: state(db, job_id).state is JobState.COMPLETED, timeout=30,
+                 what="the job to run")
+        delays.append(float(mark.read_text()) - before)
+    return delays
+
+
 def test_idle_worker_wakes_on_enqueue(db, tmp_path):
+    """The doorbell, not the poll: with a 60 s poll interval every job starts at once."""
     proc = start_workers(db, "--count", "1", env=env_for(db, QUEUECTL_POLL_INTERVAL="60s"))
     try:
         wait_for(lambda: cli(db, "worker", "list", "--json").stdout.strip() not in ("", "[]"),
                  what="worker registered")
-        time.sleep(0.5)
-        job_id = enqueue(db, {"command": "true"})
-        wait_for(lambda: state(db, job_id).state is JobState.COMPLETED, timeout=5,
-                 what="job run long before the 60 s poll")
+        delays = _start_delays(db, tmp_path, 5, (0.2, 1.5))
     finally:
         stop(proc)
+    assert max(delays) < 0.3, delays
+
+
+@pytest.mark.slow
+def test_without_a_doorbell_idle_workers_poll_at_the_poll_interval(tmp_path):
+    """QUEUECTL_WAKE=poll: no watcher, so a job waits up to the poll interval (2 s here) for
+    an idle worker's next look, and no longer (10 jobs at random moments: the chance that
+    none waits over 1 s is 1 in 1,000)."""
+    db = str(tmp_path / "q.db")
+    proc = start_workers(db, "--count", "1", env=env_for(
+        db, QUEUECTL_POLL_INTERVAL="2s", QUEUECTL_WAKE="poll"))
+    try:
+        wait_for(lambda: cli(db, "worker", "list", "--json").stdout.strip() not in ("", "[]"),
+                 what="worker registered")
+        delays = _start_delays(db, tmp_path, 10, (0.1, 2.0))
+    finally:
+        stop(proc)
+    assert max(delays) < 2.6, delays
+    assert max(delays) > 1.0, delays  # the interval is 2 s, not capped at 1 s or 50 ms
 
 
 def test_worker_list_shows_live_workers(db):

@@ -143,6 +143,15 @@ class _Watchfiles:
 
 
 MECHANISMS = {"inotify": _Inotify, "watchfiles": _Watchfiles}
+WAKE_VAR = "QUEUECTL_WAKE"  # "poll": idle workers do not watch the bell, they poll
+
+
+def wake_mechanisms() -> tuple[str, ...]:
+    """How idle workers wait: inotify, else watchfiles; QUEUECTL_WAKE=poll makes them only
+    poll (every poll-interval), for a file system whose changes do not reach the watchers."""
+    if os.environ.get(WAKE_VAR, "").strip().lower() == "poll":
+        return ()
+    return ("inotify", "watchfiles")
 
 
 class Doorbell:

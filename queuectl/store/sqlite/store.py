@@ -17,7 +17,7 @@ from ..rows import (ENQUEUE_COLUMNS, enqueue_rows, job_from_row as _job, like_pa
 from ..sql import JOB_COLUMNS, ORDER_WAITING, WORKER_STOP
 from .claims import Claims
 from .conn import open_connection, translated, write
-from .doorbell import ring
+from .doorbell import ring, wake_mechanisms
 
 # Waiting jobs are read through their partial indexes, named explicitly: without ANALYZE
 # statistics the planner prefers (state, updated_at) and then sorts every waiting job.
@@ -53,7 +53,7 @@ class SQLiteStore(Claims, SharedReads, Store):
 
         if everything:  # a console: any change of the database, its WAL or the bell
             return Doorbell(self.bell_path, also=(self.path, self.path + "-wal"), required=True)
-        return Doorbell(self.bell_path)
+        return Doorbell(self.bell_path, mechanisms=wake_mechanisms())
 
     def ring(self) -> None:
         """Touch the doorbell file so idle workers wake (see doorbell.py)."""
