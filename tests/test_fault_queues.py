@@ -188,3 +188,26 @@ def test_pause_resume_and_pause_kill_with_running_jobs(db, tmp_path):
         stop_pool(pool)
     assert marks.read_text().split() == [f"{first}.1", f"{second}.1"]
     check(db, [first, second, other])
+
+
+def test_a_due_job_that_cannot_start_does_not_keep_an_idle_worker_busy(db, tmp_path):
+    """A due job in a paused (or full) queue is no reason to look again and again: the worker
+    sleeps until something rings (here it must not spin for the 3 s it is watched)."""
+    invariants.enqueue_many(db, [{"queue": "held", "command": "true"}], tmp_path)
+    assert cli(db, "queue", "pause", "held").returncode == 0
+    pool = start_pool(db, "--count", "1")
+    try:
+        pid = wait_for(lambda: next(iter(worker_pids(db).values()), None), what="a worker")
+        time.sleep(1.0)
+        before = _cpu_seconds(pid)
+        time.sleep(3.0)
+        used = _cpu_seconds(pid) - before
+    finally:
+        stop_pool(pool)
+    assert used < 0.3, used  # a loop looking at once again would use about 3 s
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

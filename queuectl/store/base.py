@@ -236,4 +236,6 @@ class Store(ABC):
         """Remove the rows of workers whose last heartbeat is older than `before`."""
     @abstractmethod
     def next_due(self, now: float) -> float | None:
-        """When the earliest waiting job becomes eligible (<= now if one already is)."""
+        """When the next waiting job that is not due yet becomes due (after `now`). Jobs that
+        are due but cannot start (a paused or full queue) are no reason to wake up: what lets
+        them start (a resume, a freed slot) rings the doorbell."""

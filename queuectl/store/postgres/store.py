@@ -166,7 +166,8 @@ class PostgresStore(Claims, SharedReads, Store):
                       finished_last_minute=recent, next_due=later if due else first)
 
     def next_due(self, now: float) -> float | None:
-        return self._read("SELECT min(run_at) FROM jobs WHERE state IN ('pending', 'failed')")[0][0]
+        return self._read("SELECT min(run_at) FROM jobs WHERE state IN ('pending', 'failed') "
+                          "AND run_at > ?", (now,))[0][0]
 
     # -- people's actions
     def retry_dead(self, ids: Sequence[str] | None, *, now: float) -> list[str]:

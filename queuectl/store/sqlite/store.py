@@ -134,24 +134,20 @@ class SQLiteStore(Claims, SharedReads, Store):
             counts[JobState(state)] += n
         workers = self._read("SELECT count(*) FROM workers WHERE heartbeat_at >= ?",
                              (now - worker_timeout,))[0][0]
-        first = self.next_due(now)
+        first = self._read("SELECT run_at FROM jobs INDEXED BY jobs_due "
+                           "WHERE state IN ('pending', 'failed') ORDER BY run_at LIMIT 1")
         recent = self._read(
             "SELECT count(*) FROM jobs WHERE state IN ('completed', 'dead') AND updated_at >= ?",
             (now - 60,))[0][0]
-        oldest = now - first if first is not None and first <= now else None
-        if first is not None and first <= now:
-            later = self._read("SELECT run_at FROM jobs INDEXED BY jobs_due "
-                               "WHERE state IN ('pending', 'failed') AND run_at > ? "
-                               "ORDER BY run_at LIMIT 1", (now,))
-            nxt = later[0][0] if later else None
-        else:
-            nxt = first
+        first_at = first[0][0] if first else None
+        oldest = now - first_at if first_at is not None and first_at <= now else None
         return Status(counts=counts, workers=workers, oldest_waiting_age=oldest,
-                      finished_last_minute=recent, next_due=nxt)
+                      finished_last_minute=recent, next_due=self.next_due(now))
 
     def next_due(self, now: float) -> float | None:
         rows = self._read("SELECT run_at FROM jobs INDEXED BY jobs_due "
-                          "WHERE state IN ('pending', 'failed') ORDER BY run_at LIMIT 1")
+                          "WHERE state IN ('pending', 'failed') AND run_at > ? "
+                          "ORDER BY run_at LIMIT 1", (now,))
         return rows[0][0] if rows else None
 
     # -- people's actions
