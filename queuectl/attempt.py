@@ -38,6 +38,8 @@ class Interrupt(Enum):
 
 def job_environment(base: dict[bytes, bytes], job: Job, worker_id: str) -> dict[bytes, bytes]:
     env = dict(base)
+    for name, value in (job.env or {}).items():  # its own variables (never queuectl's)
+        env[os.fsencode(name)] = os.fsencode(value)
     env[MARKER_VAR.encode()] = job.id.encode()
     env[WORKER_VAR.encode()] = worker_id.encode()
     env[ATTEMPT_VAR.encode()] = str(job.attempt).encode()

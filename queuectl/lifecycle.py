@@ -6,11 +6,12 @@ UPDATE, so the backends cannot disagree about retries, the DLQ, cancellation or 
 from __future__ import annotations
 
 from enum import Enum
-from typing import Mapping, NamedTuple
+from typing import Iterable, Mapping, NamedTuple
 
 from .backoff import next_step, retry_delay
 from .errors import Conflict, JobNotFound
 from .models import Job, JobState
+from .workflow import AFTER_ANY, AFTER_OK
 
 RESCUE_LIMIT = 3  # a job whose runs keep killing their worker goes to the DLQ after this many
 
@@ -23,11 +24,12 @@ TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
     JobState.RUNNING: frozenset(
         {JobState.COMPLETED, JobState.FAILED, JobState.DEAD, JobState.PENDING}
     ),
-    JobState.COMPLETED: frozenset(),
+    JobState.COMPLETED: frozenset({JobState.PENDING}),  # restarted
     JobState.DEAD: frozenset({JobState.PENDING}),
 }
 BORN = frozenset({JobState.PENDING})
-DELETABLE = frozenset({JobState.COMPLETED, JobState.DEAD})
+# Prune and purge delete finished jobs; `remove` deletes any job that is not running.
+DELETABLE = frozenset({JobState.PENDING, JobState.FAILED, JobState.COMPLETED, JobState.DEAD})
 
 
 class RetryPolicy(NamedTuple):
@@ -111,6 +113,10 @@ def rescue_change(job: Job, *, died: bool, now: float, policy: RetryPolicy,
     if cancel_requested:
         return Change(JobState.DEAD, None, 0, 1, now, None, "cancelled", True, RunOutcome.LOST,
                       error, False)
+    if job.on_lost == "fail":  # a command that must not run twice
+        return Change(JobState.DEAD, None, 0, 1, now, None,
+                      f"{error} mid-run; not run again (on-lost fail)", False, RunOutcome.LOST,
+                      error, False)
     if job.rescues + 1 >= RESCUE_LIMIT:
         buried = f"{error}; its runs were lost {job.rescues + 1} times, moved to the DLQ"
         return Change(JobState.DEAD, None, 0, 1, now, None, buried, False, RunOutcome.LOST,
@@ -143,6 +149,59 @@ def check_retryable(job_id: str, state: JobState) -> None:
         raise Conflict(f"job {job_id!r} is {state.value}, not dead; only dead jobs can be retried")
 
 
+def check_restartable(job_id: str, state: JobState) -> None:
+    if state not in (JobState.COMPLETED, JobState.DEAD):
+        raise Conflict(f"job {job_id!r} is {state.value}; only completed or dead jobs can be "
+                       "restarted")
+
+
 def check_cancellable(job_id: str, state: JobState) -> None:
     if state in (JobState.COMPLETED, JobState.DEAD):
         raise Conflict(f"job {job_id!r} is already {state.value}; nothing to cancel")
+
+
+# -- dependencies
+
+
+class Dependency(NamedTuple):
+    """One dependency of a job, as `show` and `wait` see it."""
+
+    after: str  # the job waited for
+    kind: str  # AFTER_OK or AFTER_ANY
+    met: bool
+    state: JobState | None  # the dependency's state now; None when it no longer exists
+
+
+def met_by(kind: str, state: JobState | None) -> bool:
+    """Whether a dependency of `kind` on a job in `state` is met."""
+    if state is JobState.COMPLETED:
+        return True
+    return kind == AFTER_ANY and state is JobState.DEAD
+
+
+def releases(state: JobState) -> tuple[str, ...]:
+    """The kinds of dependency a job reaching `state` meets."""
+    if state is JobState.COMPLETED:
+        return (AFTER_OK, AFTER_ANY)
+    if state is JobState.DEAD:
+        return (AFTER_ANY,)
+    return ()
+
+
+def never_runs(dependency: Dependency) -> bool:
+    """An unmet dependency that nothing will meet by itself: a dead job (a DLQ retry would
+    meet it), or one that was deleted."""
+    return not dependency.met and dependency.kind == AFTER_OK and (
+        dependency.state in (JobState.DEAD, None))
+
+
+def why_blocked(deps: Iterable[Dependency]) -> str:
+    """What a blocked job waits for, for people: "waits for a, b (dead)"."""
+    parts = []
+    for d in deps:
+        if d.met:
+            continue
+        note = ("gone" if d.state is None else "dead" if d.state is JobState.DEAD and
+                d.kind == AFTER_OK else None)
+        parts.append(f"{d.after} ({note})" if note else d.after)
+    return "waits for " + ", ".join(parts) if parts else ""

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import unicodedata
 from enum import Enum
 from typing import Any, NamedTuple
 
 from .durations import parse_duration, parse_iso
 from .errors import InvalidInput
+from . import workflow
+from .names import MAX_ID_LENGTH, MAX_QUEUE_NAME, validate_id, validate_queue  # noqa: F401
 
 
 class JobState(str, Enum):
@@ -34,15 +35,14 @@ class JobState(str, Enum):
 
 WAITING = (JobState.PENDING, JobState.FAILED)
 
-MAX_ID_LENGTH = 128
 # Linux passes one argument of at most 128 KiB (MAX_ARG_STRLEN, NUL included) to a program, so
 # a longer command could never start as `/bin/sh -c COMMAND`: it is refused at enqueue.
 MAX_COMMAND_BYTES = 128 * 1024 - 1
 PRIORITY_RANGE = (-(2**31), 2**31 - 1)
 MAX_RETRIES_LIMIT = 1000
-SPEC_KEYS = ("id", "command", "queue", "priority", "max_retries", "timeout", "run_at", "delay")
+SPEC_KEYS = ("id", "command", "queue", "priority", "max_retries", "timeout", "run_at", "delay",
+             "after", "after_any", "unique_key", "env", "cwd", "on_lost")
 DEFAULT_QUEUE = "default"
-MAX_QUEUE_NAME = 64
 _SPEC_KEYSET = frozenset(SPEC_KEYS)
 
 
@@ -77,6 +77,10 @@ class Job(NamedTuple):
     queue: str = DEFAULT_QUEUE
     slot: int | None = None  # running in a limited queue: the slot it holds, 0..limit-1
     backoff_base: float | None = None  # its queue's backoff base when enqueued (None: config)
+    blocked: int = 0  # dependencies not met yet: it waits, and is never claimed, while > 0
+    unique_key: str | None = None
+    env: dict | None = None  # variables set for its command only
+    on_lost: str = "retry"  # a run whose worker died: "retry" it, or "fail" (to the DLQ)
 
 
 class Run(NamedTuple):
@@ -138,6 +142,11 @@ class NewJob(NamedTuple):
     delay: float | None = None
     cwd: str | None = None
     queue: str | None = None  # None: the default queue
+    after: tuple[str, ...] = ()  # run once these completed
+    after_any: tuple[str, ...] = ()  # run once these ended, whichever way
+    unique_key: str | None = None
+    env: dict | None = None
+    on_lost: str | None = None
 
 
 def new_job_id() -> str:
@@ -149,26 +158,6 @@ def new_job_ids(n: int) -> list[str]:
     """`n` ids as new_job_id makes them, from one read of the random source."""
     pool = os.urandom(6 * n).hex()
     return [pool[i:i + 12] for i in range(0, 12 * n, 12)]
-
-
-def validate_id(value: object, what: str = "id", longest: int = MAX_ID_LENGTH) -> str:
-    """A job id (or, with `what`, another name people type): printable, no whitespace."""
-    if not isinstance(value, str):
-        raise InvalidInput(f"{what} must be a string")
-    if not value:
-        raise InvalidInput(f"{what} must not be empty")
-    if len(value) > longest:
-        raise InvalidInput(f"{what} is {len(value)} characters long; at most {longest} allowed")
-    for ch in value:
-        if ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
-            raise InvalidInput(
-                f"{what} must not contain whitespace or control characters (found U+{ord(ch):04X})"
-            )
-    return value
-
-
-def validate_queue(value: object) -> str:
-    return validate_id(value, "queue name", MAX_QUEUE_NAME)
 
 
 def _int_field(spec: dict, key: str, low: int, high: int) -> int | None:
@@ -234,9 +223,19 @@ def validate_spec(spec: object) -> NewJob:
         run_at = parse_iso(run_at, "run_at")
     if delay is not None:
         delay = parse_duration(delay, "delay")
+    after = workflow.validate_after(spec.get("after"), "after")
+    after_any = workflow.validate_after(spec.get("after_any"), "after_any")
+    both = set(after) & set(after_any)
+    if both:
+        raise InvalidInput(f"job {sorted(both)[0]!r} is in both after and after_any")
+    if job_id is not None and job_id in after + after_any:
+        raise InvalidInput(f"job {job_id!r} cannot depend on itself")
     return NewJob(
         command=command, id=job_id, priority=priority, max_retries=max_retries,
-        timeout=timeout, run_at=run_at, delay=delay, queue=queue,
+        timeout=timeout, run_at=run_at, delay=delay, queue=queue, after=after,
+        after_any=after_any, unique_key=workflow.validate_unique_key(spec.get("unique_key")),
+        env=workflow.validate_env(spec.get("env")), cwd=workflow.validate_cwd(spec.get("cwd")),
+        on_lost=workflow.validate_on_lost(spec.get("on_lost")),
     )
 
 

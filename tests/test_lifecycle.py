@@ -7,9 +7,11 @@ import itertools
 import pytest
 
 from queuectl.errors import Conflict, JobNotFound
-from queuectl.lifecycle import (BORN, DELETABLE, RESCUE_LIMIT, TRANSITIONS, Outcome,
-                                RetryPolicy, RunOutcome, check_cancellable, check_retryable,
-                                finish_change, given_back_state, require_found, rescue_change)
+from queuectl.lifecycle import (BORN, DELETABLE, RESCUE_LIMIT, TRANSITIONS, Dependency, Outcome,
+                                RetryPolicy, RunOutcome, check_cancellable, check_restartable,
+                                check_retryable, finish_change, given_back_state, met_by,
+                                never_runs, releases, require_found, rescue_change, why_blocked)
+from queuectl.workflow import AFTER_ANY, AFTER_OK
 from queuectl.models import Job, JobState
 
 NOW = 1_000.0
@@ -144,7 +146,7 @@ def test_a_given_back_try_waits_as_it_did_before_the_claim(tries, state):
 
 def test_the_transition_table():
     assert set(TRANSITIONS) == set(JobState)
-    assert BORN == {P} and DELETABLE == {C, D}
+    assert BORN == {P} and DELETABLE == {P, F, C, D}  # never a running job
     for state, after in TRANSITIONS.items():
         assert state not in after
 
@@ -162,3 +164,40 @@ def test_admission_rules():
     require_found(["a"], {"a": P})
     with pytest.raises(JobNotFound, match="'b'"):
         require_found(["a", "b"], {"a": P})
+
+
+@pytest.mark.parametrize("died", [True, False])
+def test_a_lost_run_of_an_on_lost_fail_job_is_buried_not_run_again(died):
+    job = running(tries=1, max_retries=5)._replace(on_lost="fail")
+    change = rescue_change(job, died=died, now=NOW, policy=POLICY)
+    assert (change.state, change.run_outcome, change.cancelled) == (D, RunOutcome.LOST, False)
+    assert "not run again (on-lost fail)" in change.error
+    cancelled = rescue_change(job, died=died, now=NOW, policy=POLICY, cancel_requested=True)
+    assert (cancelled.state, cancelled.error) == (D, "cancelled")
+
+
+# (kind, the dependency's state) -> met
+MET = {(AFTER_OK, C): True, (AFTER_ANY, C): True, (AFTER_OK, D): False, (AFTER_ANY, D): True}
+
+
+@pytest.mark.parametrize("kind", [AFTER_OK, AFTER_ANY])
+@pytest.mark.parametrize("state", list(JobState) + [None])
+def test_when_a_dependency_is_met(kind, state):
+    assert met_by(kind, state) is MET.get((kind, state), False)
+    assert (kind in releases(state)) is MET.get((kind, state), False) if state else True
+
+
+def test_what_a_blocked_job_waits_for():
+    deps = [Dependency("a", AFTER_OK, False, R), Dependency("b", AFTER_OK, False, D),
+            Dependency("c", AFTER_OK, False, None), Dependency("d", AFTER_ANY, False, D),
+            Dependency("e", AFTER_OK, True, C)]
+    assert why_blocked(deps) == "waits for a, b (dead), c (gone), d"
+    assert [never_runs(d) for d in deps] == [False, True, True, False, False]
+
+
+def test_only_finished_jobs_restart():
+    for state in (C, D):
+        check_restartable("j", state)
+    for state in (P, R, F):
+        with pytest.raises(Conflict, match="only completed or dead"):
+            check_restartable("j", state)

@@ -855,15 +855,22 @@ def test_every_listed_transition_happens_and_nothing_else(store, clock):
     store.finish(j2, FAIL, now=clock.now, policy=POLICY)
     store.cancel(["j2"], now=clock.now)                                   # failed -> dead
     assert store.purge_dead() == 2                                        # dead -> (gone)
+    store.restart("j0", now=clock.now)                                    # completed -> pending
+    j0 = store.claim("w1", now=clock.now, lease=LEASE)
+    store.finish(j0, OK, now=clock.now, policy=POLICY)
     assert store.prune(before=clock.now + 1, states=[C]) == 1             # completed -> (gone)
+    store.remove_job("j3")                                                # pending -> (gone)
+    j4 = store.claim("w1", now=clock.now, lease=LEASE)
+    store.finish(j4, FAIL, now=clock.now, policy=POLICY)
+    store.remove_job(j4.id)                                               # failed -> (gone)
     listed = {(a, b) for a, after in TRANSITIONS.items() for b in after}
     listed |= {(None, b) for b in BORN} | {(a, None) for a in DELETABLE}
     assert store.seen == listed
 
 
 def test_the_recorder_fails_on_a_transition_the_table_does_not_list(store):
-    with pytest.raises(AssertionError, match="from completed to pending"):
-        store._check("prune", {"a": C}, {"a": P})
+    with pytest.raises(AssertionError, match="from completed to failed"):
+        store._check("prune", {"a": C}, {"a": F})
     with pytest.raises(AssertionError, match="deleted running job"):
         store._check("prune", {"a": R}, {})
     with pytest.raises(AssertionError, match="made job 'a' running"):

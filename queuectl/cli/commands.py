@@ -10,6 +10,8 @@ MODULES = {
     "dlq": "dlq", "config": "config_cmd", "worker": "worker_cmd", "ui": "ui_cmd",
     "demo": "ui_cmd", "bench": "..bench.cli", "completion": "completion_cmd",
     "queue": "queue_cmd", "serve": "serve_cmd", "metrics": "serve_cmd",
+    "edit": "workflow_cmd", "restart": "workflow_cmd", "run-now": "workflow_cmd",
+    "remove": "workflow_cmd", "wait": "workflow_cmd",
 }
 
 

@@ -12,8 +12,9 @@ from ..durations import format_duration, iso, parse_duration, relative
 from ..errors import InvalidInput
 from ..models import JobState, NewJob, parse_spec_json, validate_queue, validate_spec
 from .app import app, store
-from .render import (emit_json, job_json, jobs_table, queue_json, queues_table, run_json,
-                     table)
+from ..lifecycle import why_blocked
+from .render import (dependency_json, emit_json, job_json, jobs_table, queue_json, queues_table,
+                     run_json, table)
 from ..config import live_window, settings_of as settings
 
 LARGE_INPUT = 20_000
@@ -72,10 +73,22 @@ def enqueue(
     delay: Optional[str] = typer.Option(None, "--delay", help="Run no sooner than this from now (30s, 5m)."),
     run_at: Optional[str] = typer.Option(None, "--run-at", help="Run no sooner than this ISO 8601 time."),
     file: Optional[str] = typer.Option(None, "--file", "-f", help="JSON Lines file of specs ('-' = stdin), all or nothing."),
+    after: Optional[List[str]] = typer.Option(None, "--after", help="Run once these jobs completed (ids, repeatable or comma-separated)."),
+    after_any: Optional[List[str]] = typer.Option(None, "--after-any", help="Run once these jobs ended, whichever way."),
+    unique_key: Optional[str] = typer.Option(None, "--unique-key", help="Not again while a job with this key waits or runs: its id is printed instead."),
+    unique_for: Optional[str] = typer.Option(None, "--unique-for", help="The key also covers jobs completed this long ago (1h)."),
+    on_conflict: str = typer.Option("existing", "--on-conflict", help="A unique key already held: 'existing' (print that job's id) or 'error' (exit 4)."),
+    env: Optional[List[str]] = typer.Option(None, "--env", "-e", help="KEY=VALUE for the command's environment (repeatable)."),
+    cwd: Optional[str] = typer.Option(None, "--cwd", help="Run in this directory (default: where it is enqueued)."),
+    on_lost: Optional[str] = typer.Option(None, "--on-lost", help="A run whose worker died: 'retry' (default) or 'fail' (to the DLQ, for commands that must not run twice)."),
 ) -> None:
-    """Add jobs to the queue; prints the new ids, one per line."""
+    """Add jobs to the queue; prints their ids, one per line."""
     flags = {"command": command, "id": job_id, "priority": priority, "max_retries": max_retries,
-             "timeout": timeout, "delay": delay, "run_at": run_at}
+             "timeout": timeout, "delay": delay, "run_at": run_at,
+             "after": ",".join(after) if after else None,
+             "after_any": ",".join(after_any) if after_any else None,
+             "unique_key": unique_key, "env": list(env) if env else None,
+             "cwd": None if cwd is None else os.path.abspath(cwd), "on_lost": on_lost}
     given = {k: v for k, v in flags.items() if v is not None}
     sources = sum(x is not None for x in (spec, file)) + (1 if given else 0)
     if sources != 1:
@@ -89,12 +102,18 @@ def enqueue(
     if queue is not None:  # the queue of every job that does not name its own
         queue = validate_queue(queue)
         jobs = [j if j.queue is not None else j._replace(queue=queue) for j in jobs]
+    if on_conflict not in ("existing", "error"):
+        raise InvalidInput("--on-conflict must be 'existing' or 'error'")
+    window = None if unique_for is None else parse_duration(unique_for, "--unique-for")
     s = store(create=True)
     defaults = settings(s)
     ids = s.enqueue(jobs, now=s.now(), default_max_retries=defaults.max_retries,
-                    default_cwd=_cwd())
+                    default_cwd=_cwd(), unique_for=window, on_conflict=on_conflict)
     if file is not None and sys.stdout.isatty() and len(ids) >= LARGE_INPUT:
         print(f"\renqueued {len(ids)} jobs" + " " * 20, file=sys.stderr)
+    for job_id in sorted(getattr(ids, "existing", ())):
+        print(f"job {job_id} holds that unique key already: not enqueued again",
+              file=sys.stderr)
     sys.stdout.write("".join(i + "\n" for i in ids))
 
 
@@ -118,10 +137,12 @@ def list_jobs(
     if queue is not None:
         s.queue(validate_queue(queue))  # an unknown queue is an error, not an empty list
     jobs = s.list_jobs(_states(state), limit=limit, text=search, queue=queue)
+    waits = s.waits_for([j.id for j in jobs if j.blocked])
     if as_json:
-        emit_json([job_json(j) for j in jobs])
+        emit_json([{**job_json(j), "waits_for": [dependency_json(d) for d in waits.get(j.id, [])]}
+                   for j in jobs])
     elif jobs:
-        jobs_table(jobs, s.now())
+        jobs_table(jobs, s.now(), waits)
     else:
         print("no jobs", file=sys.stderr)
 
@@ -164,11 +185,20 @@ def show(job_id: str = typer.Argument(..., metavar="ID", help="The job's id."),
     s = store(create=False)
     job = s.get(job_id)
     runs = s.runs(job_id)
+    before, after = s.dependencies(job_id), s.dependents(job_id)
     if as_json:
-        emit_json({**job_json(job), "runs": [run_json(r) for r in runs]})
+        emit_json({**job_json(job), "dependencies": [dependency_json(d) for d in before],
+                   "dependents": [dependency_json(d) for d in after],
+                   "runs": [run_json(r) for r in runs]})
         return
     now = s.now()
     fields = job_json(job)
+    fields["env"] = " ".join(f"{k}={v}" for k, v in fields["env"].items()) or None
+    if before:
+        fields["dependencies"] = why_blocked(before) or ", ".join(
+            f"{d.after} ({d.kind}: {'met' if d.met else 'waiting'})" for d in before)
+    if after:
+        fields["dependents"] = ", ".join(d.after for d in after)
     for key in ("run_at", "created_at", "updated_at", "started_at", "finished_at"):
         value = getattr(job, key)
         fields[key] = f"{fields[key]}  ({relative(value, now)})" if value else "-"
@@ -202,10 +232,11 @@ def logs(
 
 
 @app.command()
-def cancel(job_ids: List[str] = typer.Argument(..., metavar="ID...", help="Job ids.")) -> None:
+def cancel(job_ids: List[str] = typer.Argument(..., metavar="ID...", help="Job ids."),
+           with_dependents: bool = typer.Option(False, "--with-dependents", help="Also cancel every job that waits for them.")) -> None:
     """Cancel jobs: waiting ones go to the DLQ, running ones are killed (then go to the DLQ)."""
     s = store(create=False)
-    result = s.cancel(job_ids, now=s.now())
+    result = s.cancel(job_ids, now=s.now(), with_dependents=with_dependents)
     for job_id, what in result.items():
         print(f"{job_id}\t{what}")
 

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 from ..durations import format_duration, iso, relative
 from ..models import Job, JobState, QueueInfo, Run
 from ..sanitize import one_line
+from ..workflow import masked
 
 
 def emit_json(value: Any) -> None:
@@ -46,8 +47,15 @@ def job_json(job: Job) -> dict[str, Any]:
         "created_at": iso(job.created_at), "updated_at": iso(job.updated_at),
         "started_at": iso(job.started_at), "finished_at": iso(job.finished_at),
         "exit_code": job.exit_code, "last_error": job.last_error, "worker": job.worker_id,
-        "slot": job.slot, "cancelled": job.cancelled,
+        "slot": job.slot, "cancelled": job.cancelled, "blocked": job.blocked,
+        "unique_key": job.unique_key, "env": masked(job.env), "on_lost": job.on_lost,
     }
+
+
+def dependency_json(d) -> dict[str, Any]:
+    """A lifecycle.Dependency: the other job, the kind, whether met, that job's state."""
+    return {"id": d.after, "kind": d.kind, "met": d.met,
+            "state": None if d.state is None else d.state.value}
 
 
 def run_json(run: Run) -> dict[str, Any]:
@@ -69,13 +77,19 @@ def when(job: Job, now: float) -> str:
     return relative(job.finished_at or job.updated_at, now)
 
 
-def jobs_table(jobs: Sequence[Job], now: float) -> None:
+def jobs_table(jobs: Sequence[Job], now: float, waits: dict | None = None) -> None:
+    """`waits`: the unmet dependencies of the blocked jobs among them (Store.waits_for)."""
+    from ..lifecycle import why_blocked
+
     rows = []
     for job in jobs:
         note = job.last_error or ""
+        if job.blocked and waits and job.id in waits:
+            note = why_blocked(waits[job.id])
         if job.state is JobState.FAILED:
             note = f"retry {job.tries}/{job.max_retries}: {note}"
-        rows.append([job.id, job.state.value, str(job.priority),
+        state = "blocked" if job.blocked and job.state is JobState.PENDING else job.state.value
+        rows.append([job.id, state, str(job.priority),
                      f"{job.tries}/{job.max_retries + 1}", when(job, now), job.command, note])
     table(["id", "state", "pri", "runs", "when", "command", "last error"], rows, flex=5)
 

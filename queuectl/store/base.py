@@ -76,6 +76,15 @@ class Finished(NamedTuple):
     next: Job | None
 
 
+class Enqueued(list):
+    """The ids `enqueue` answers with, in input order; `existing` holds those of jobs that were
+    there already (a unique key answered with its active job)."""
+
+    def __init__(self, ids=(), existing: frozenset[str] = frozenset()) -> None:
+        super().__init__(ids)
+        self.existing = existing
+
+
 class Lease(NamedTuple):
     """A running job's lease as a rescuer saw it."""
 
@@ -129,8 +138,12 @@ class Store(ABC):
     # -- producers and people
     @abstractmethod
     def enqueue(self, jobs: Sequence[NewJob], *, now: float, default_max_retries: int,
-                default_cwd: str) -> list[str]:
-        """Store all of `jobs` or none of them; return their ids."""
+                default_cwd: str, unique_for: float | None = None,
+                on_conflict: str = "existing") -> Enqueued:
+        """Store all of `jobs` or none of them; return their ids. A job whose unique key an
+        active job holds (or one completed within `unique_for` seconds) is not stored again:
+        its id is that job's (`on_conflict="error"`: Conflict instead). A job may depend on
+        jobs in the store or on earlier jobs of the batch (JobNotFound, InvalidInput else)."""
     @abstractmethod
     def get(self, job_id: str) -> Job: ...
     @abstractmethod
@@ -151,9 +164,37 @@ class Store(ABC):
     @abstractmethod
     def prune(self, *, before: float, states: Sequence[JobState]) -> int: ...
     @abstractmethod
-    def cancel(self, ids: Sequence[str], *, now: float) -> dict[str, str]:
+    def cancel(self, ids: Sequence[str], *, now: float,
+               with_dependents: bool = False) -> dict[str, str]:
         """Waiting jobs go to the DLQ marked cancelled ("cancelled"); running ones are flagged
-        for their worker to kill ("cancelling")."""
+        for their worker to kill ("cancelling"). `with_dependents`: also every waiting job
+        that waits, directly or not, for one of them."""
+
+    # -- one job at a time
+    @abstractmethod
+    def edit_job(self, job_id: str, *, now: float, **changes) -> Job:
+        """Change a job that is not running: `command`, `priority`, `queue`, `run_at`,
+        `timeout`, `max_retries` (Conflict while it runs)."""
+    @abstractmethod
+    def restart(self, job_id: str, *, now: float) -> Job:
+        """Run a completed or dead job again, as a new attempt with a fresh budget."""
+    @abstractmethod
+    def run_now(self, job_id: str, *, now: float) -> Job:
+        """Make a delayed job, or one waiting for its retry, due now."""
+    @abstractmethod
+    def remove_job(self, job_id: str) -> None:
+        """Delete a job that is not running, with its runs and output (Conflict while it
+        runs, or while jobs wait for it)."""
+    @abstractmethod
+    def dependencies(self, job_id: str) -> list:
+        """What `job_id` waits for or waited for (lifecycle.Dependency each)."""
+    @abstractmethod
+    def dependents(self, job_id: str) -> list:
+        """The jobs that wait, or waited, for `job_id` (lifecycle.Dependency, `after` being the
+        dependent and `state` its state)."""
+    @abstractmethod
+    def waits_for(self, job_ids: Sequence[str]) -> dict[str, list]:
+        """The unmet dependencies of each of `job_ids` that has some."""
 
     # -- queues
     @abstractmethod

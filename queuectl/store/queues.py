@@ -82,9 +82,10 @@ def get(c, name: str, *, lock: str = "") -> QueueInfo:
 
 
 def _regate(c, name: str) -> None:
-    """Bring the waiting jobs of `name` in line with its limit and pause."""
+    """Bring the ready jobs of `name` in line with its limit and pause (a blocked job is
+    brought in line when its last dependency is met)."""
     c.execute(f"UPDATE jobs SET gated = {GATED_OF_JOB} "
-              "WHERE queue = ? AND state IN ('pending', 'failed')", (name,))
+              "WHERE queue = ? AND state IN ('pending', 'failed') AND blocked = 0", (name,))
 
 
 def configure(c, name: str, now: float, *, count_rows: bool, concurrency=UNSET,

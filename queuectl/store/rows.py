@@ -3,6 +3,7 @@ and a running job's output."""
 
 from __future__ import annotations
 
+import json
 from typing import Iterable, Mapping, Sequence
 
 from ..errors import Conflict
@@ -14,6 +15,7 @@ from .sql import ORDER_RECENT, ORDER_WAITING
 _JOB_SIZE = len(Job._fields)
 _STATE = Job._fields.index("state")
 _FLAGS = (Job._fields.index("cancelled"), Job._fields.index("cancel_requested"))
+_ENV = Job._fields.index("env")
 
 
 def job_from_row(row: Sequence) -> Job:
@@ -22,6 +24,8 @@ def job_from_row(row: Sequence) -> Job:
     values[_STATE] = JobState(values[_STATE])
     for index in _FLAGS:
         values[index] = bool(values[index])
+    if values[_ENV] is not None:
+        values[_ENV] = json.loads(values[_ENV])
     return Job._make(values)
 
 
@@ -47,7 +51,7 @@ def job_ids_for(jobs: Sequence[NewJob]) -> list[str]:
 
 
 ENQUEUE_COLUMNS = ("id, command, queue, priority, max_retries, timeout, backoff_base, gated, "
-                   "cwd, run_at, created_at, updated_at")
+                   "cwd, run_at, created_at, updated_at, blocked, unique_key, env, on_lost")
 
 
 def queues_of(jobs: Sequence[NewJob]) -> list[str]:
@@ -57,11 +61,13 @@ def queues_of(jobs: Sequence[NewJob]) -> list[str]:
 
 def enqueue_rows(ids: Sequence[str], jobs: Sequence[NewJob], *, now: float,
                  default_max_retries: int, default_cwd: str,
-                 defaults: Mapping[str, Defaults]) -> list[tuple]:
-    """The ENQUEUE_COLUMNS of each job: what it says, else its queue's defaults, else the
-    store's settings."""
+                 defaults: Mapping[str, Defaults], new: Sequence[int] | None = None,
+                 blocked: Mapping[int, int] | None = None) -> list[tuple]:
+    """The ENQUEUE_COLUMNS of each job (of the `new` indexes only, if given): what it says,
+    else its queue's defaults, else the store's settings."""
     rows = []
-    for jid, j in zip(ids, jobs):
+    for i in range(len(jobs)) if new is None else new:
+        jid, j = ids[i], jobs[i]
         queue = j.queue or DEFAULT_QUEUE
         d = defaults[queue]
         rows.append((
@@ -71,7 +77,8 @@ def enqueue_rows(ids: Sequence[str], jobs: Sequence[NewJob], *, now: float,
                 d.max_retries if d.max_retries is not None else default_max_retries),
             j.timeout if j.timeout is not None else d.timeout, d.backoff_base, int(d.gated),
             j.cwd or default_cwd, j.run_at if j.run_at is not None else now + (j.delay or 0.0),
-            now, now))
+            now, now, (blocked or {}).get(i, 0), j.unique_key,
+            None if j.env is None else json.dumps(j.env, ensure_ascii=False), j.on_lost or "retry"))
     return rows
 
 

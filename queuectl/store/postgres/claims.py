@@ -11,15 +11,17 @@ from functools import lru_cache
 from typing import Sequence
 
 from ...lifecycle import (Change, Outcome, RetryPolicy, finish_change, given_back_state,
-                          rescue_change)
+                          releases, rescue_change)
 from ...models import Job
+from .. import deps
+from ..queues import GATED_OF_JOB
 from ..base import LOST, Chunks, Finished, Lease, Orders, Stop, Tail
 from ..rows import job_from_row as _job, store_output
 from ..sql import (APPLY_SQL, FINISH_SQL, FREE_SLOT_SQL, JOB_COLUMNS, RELEASE_RUN_SQL,
                    RELEASE_SQL, RUN_END_SQL, WORKER_STOP, change_params, run_end_params)
 from .conn import Tx, driver
 
-_WAITING = "state IN ('pending', 'failed')"
+_WAITING = "state IN ('pending', 'failed') AND blocked = 0"
 _ORDER = "ORDER BY priority DESC, run_at, seq LIMIT 1 FOR UPDATE SKIP LOCKED"
 # The claim in one statement. The candidates are the next job of every open ungated queue (one
 # walk of jobs_ready; for a worker serving some queues, the next job of each of those) and the
@@ -90,11 +92,19 @@ _RUNNING_ROW = (f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ? AND state = 'runni
 @lru_cache(maxsize=8)
 def _end_sql(apply: str, channels: int) -> str:
     """A run's end in one statement (one round trip): the job's guarded UPDATE (`apply`), its
-    run's record (only when the guard matched) and the notifications of `channels` channels.
-    It returns one row when the guard matched, none otherwise (then nothing changed)."""
+    run's record (only when the guard matched), the dependencies it meets (the kinds in the
+    last parameter: lifecycle.releases) with their dependents' counts, and the notifications
+    of `channels` channels, the work channel's also when a dependent became ready. It returns
+    one row when the guard matched, none otherwise (then nothing changed)."""
     notify = ", ".join(["pg_notify(?, '')"] * channels)
     run_end = RUN_END_SQL.replace("WHERE job_id = ?", "WHERE job_id = (SELECT id FROM fin)")
-    return f"WITH fin AS ({apply} RETURNING id), run AS ({run_end}) SELECT {notify} FROM fin"
+    return (f"WITH fin AS ({apply} RETURNING id), run AS ({run_end}), "
+            "met AS (UPDATE deps SET met = 1 WHERE after = (SELECT id FROM fin) AND met = 0 "
+            "AND kind = ANY(?::text[]) RETURNING job_id), "
+            f"freed AS (UPDATE jobs SET blocked = blocked - 1, gated = {GATED_OF_JOB} "
+            "FROM met WHERE jobs.id = met.job_id AND jobs.blocked > 0 RETURNING jobs.blocked) "
+            f"SELECT {notify}, CASE WHEN EXISTS (SELECT 1 FROM freed WHERE blocked = 0) "
+            "THEN pg_notify(?, '') END FROM fin")
 
 
 class _Waited(Exception):
@@ -169,7 +179,8 @@ class Claims:
         return bool(tx.all(_end_sql(apply, len(channels)),
                            change_params(change, now) + guard
                            + list(run_end_params(job, change, now, signal)[:-2])
-                           + [job.attempt, *channels]))
+                           + [job.attempt, list(releases(change.state)), *channels,
+                              self.work_channel]))
 
     def finish(self, job: Job, outcome: Outcome, *, now: float, policy: RetryPolicy,
                head: Chunks = (), tail: Tail | None = None, claim_next: str | None = None,
@@ -234,6 +245,7 @@ class Claims:
             if tx.execute(APPLY_SQL, change_params(change, now) + [job.id, job.token]).rowcount:
                 tx.execute(RUN_END_SQL, run_end_params(job, change, now))
                 tx.execute(FREE_SLOT_SQL, (job.id,))
+                deps.release(tx, job.id, change.state)
                 rescued.append(job.id)
         if rescued:
             self._changed(tx, wake_workers=True)

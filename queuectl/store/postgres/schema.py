@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ...errors import StoreMissing, StoreUnusable
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 OWNER = "queuectl"
 
 _V1 = """
@@ -191,7 +191,35 @@ BEGIN
 END $$;
 """
 
-MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3}
+# 4: workflows, as SQLite's schema 4 (store/sqlite/schema.py).
+_V4 = """
+ALTER TABLE jobs ADD COLUMN blocked integer NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN unique_key text;
+ALTER TABLE jobs ADD COLUMN env text;
+ALTER TABLE jobs ADD COLUMN on_lost text NOT NULL DEFAULT 'retry';
+CREATE TABLE deps (
+    job_id text NOT NULL,
+    after  text NOT NULL,
+    kind   text NOT NULL,
+    met    integer NOT NULL DEFAULT 0,
+    PRIMARY KEY (job_id, after)
+);
+CREATE INDEX deps_after ON deps (after, met);
+CREATE UNIQUE INDEX jobs_unique ON jobs (unique_key)
+    WHERE unique_key IS NOT NULL AND state IN ('pending', 'failed', 'running');
+CREATE INDEX jobs_unique_done ON jobs (unique_key, finished_at)
+    WHERE unique_key IS NOT NULL AND state = 'completed';
+DROP INDEX jobs_ready;
+DROP INDEX jobs_queue_ready;
+CREATE INDEX jobs_ready ON jobs (priority DESC, run_at, seq)
+    WHERE state IN ('pending', 'failed') AND gated = 0 AND blocked = 0;
+CREATE INDEX jobs_queue_ready ON jobs (queue, priority DESC, run_at, seq)
+    WHERE state IN ('pending', 'failed') AND blocked = 0;
+CREATE INDEX jobs_queue_waiting ON jobs (queue, priority DESC, run_at, seq)
+    WHERE state IN ('pending', 'failed');
+"""
+
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
 
 
 def _version(tx, schema: str, where: str) -> int:

@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 from ...models import Job, JobState, NewJob, QueueInfo
-from .. import actions, queues as queue_ops
-from ..base import Status, Stop, Store, WorkerInfo
+from .. import actions, deps, queues as queue_ops
+from ..base import Enqueued, Status, Stop, Store, WorkerInfo
 from ..reads import SharedReads
 from ..rows import (ENQUEUE_COLUMNS, enqueue_rows, job_from_row as _job, like_pattern,
                     list_groups, queues_of)
@@ -83,32 +83,44 @@ class PostgresStore(Claims, SharedReads, Store):
 
     # -- enqueue
     def enqueue(self, jobs: Sequence[NewJob], *, now: float, default_max_retries: int,
-                default_cwd: str) -> list[str]:
+                default_cwd: str, unique_for: float | None = None,
+                on_conflict: str = "existing") -> Enqueued:
         if not jobs:
-            return []
-
+            return Enqueued()
         names = queues_of(jobs)
+        answered: list[Enqueued] = []
 
-        def insert(ids: list[str]) -> None:
-            def body(tx: Tx) -> None:
+        def insert(ids: list[str]) -> list[str]:
+            def body(tx: Tx) -> Enqueued:
+                planned = deps.plan(tx, ids, jobs, now=now, unique_for=unique_for,
+                                    on_conflict=on_conflict)
                 queue_ops.ensure(tx, names, now, count_rows=False)
-                rows = enqueue_rows(ids, jobs, now=now, default_max_retries=default_max_retries,
-                                    default_cwd=default_cwd, defaults=queue_ops.defaults(tx, names))
+                rows = enqueue_rows(planned.ids, jobs, now=now,
+                                    default_max_retries=default_max_retries,
+                                    default_cwd=default_cwd, defaults=queue_ops.defaults(tx, names),
+                                    new=planned.new, blocked=planned.blocked)
                 if len(rows) >= COPY_THRESHOLD:
                     with tx.cur.copy(_COPY_JOBS) as copy:
                         for r in rows:
                             copy.write_row((*r, "pending"))
-                else:
-                    marks = ",".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')"] * len(rows))
+                elif rows:
+                    marks = ",".join([f"({', '.join('?' * len(rows[0]))}, 'pending')"] * len(rows))
                     tx.execute(f"INSERT INTO jobs ({ENQUEUE_COLUMNS}, state) VALUES " + marks,
                                [v for r in rows for v in r])
-                self._changed(tx, wake_workers=True)
+                deps.insert(tx, planned.deps)
+                if rows:
+                    self._changed(tx, wake_workers=True)
+                return Enqueued(planned.ids, planned.existing)
 
-            self._tx(body, passthrough=(unique,), landed=lambda tx: tx.one(
-                "SELECT 1 FROM jobs WHERE id = ? AND created_at = ?", (ids[0], now)) is not None)
+            first = ids[0]
+            result = self._tx(body, passthrough=(unique,), landed=lambda tx: tx.one(
+                "SELECT 1 FROM jobs WHERE id = ? AND created_at = ?", (first, now)) is not None)
+            answered.append(result)
+            return list(result)
 
         unique = driver().errors.UniqueViolation
-        return actions.enqueue_with_fresh_ids(jobs, insert, self._existing, unique)
+        actions.enqueue_with_fresh_ids(jobs, insert, self._existing, unique)
+        return answered[-1]
 
     def _existing(self, ids: Sequence[str]) -> set[str]:
         return {r[0] for r in self._read("SELECT id FROM jobs WHERE id = ANY(?)", (list(ids),))}
@@ -198,12 +210,53 @@ class PostgresStore(Claims, SharedReads, Store):
         return self._delete_jobs("state = ANY(?) AND updated_at < ?",
                                  ([s.value for s in states], before))
 
-    def cancel(self, ids: Sequence[str], *, now: float) -> dict[str, str]:
+    def cancel(self, ids: Sequence[str], *, now: float,
+               with_dependents: bool = False) -> dict[str, str]:
         def body(tx: Tx) -> dict[str, str]:
-            result = actions.cancel(tx, ids, now, lock=" FOR UPDATE")
+            result = actions.cancel(tx, ids, now, lock=" FOR UPDATE",
+                                    with_dependents=with_dependents)
             self._changed(tx, wake_workers=True)
             return result
         return self._tx(body)
+
+    # -- one job at a time
+    def _job_change(self, change) -> Job:
+        def body(tx: Tx) -> Job:
+            job = change(tx)
+            self._changed(tx, wake_workers=True)
+            return job
+        return self._tx(body)
+
+    def edit_job(self, job_id: str, *, now: float, **changes) -> Job:
+        return self._job_change(lambda tx: actions.edit(tx, job_id, now, changes,
+                                                        lock=" FOR UPDATE", count_rows=False))
+
+    def restart(self, job_id: str, *, now: float) -> Job:
+        return self._job_change(lambda tx: actions.restart(tx, job_id, now, lock=" FOR UPDATE"))
+
+    def run_now(self, job_id: str, *, now: float) -> Job:
+        return self._job_change(lambda tx: actions.run_now(tx, job_id, now, lock=" FOR UPDATE"))
+
+    def remove_job(self, job_id: str) -> None:
+        def body(tx: Tx) -> None:
+            actions.remove(tx, job_id, lock=" FOR UPDATE")
+            tx.execute("WITH gone_runs AS (DELETE FROM runs WHERE job_id = ? RETURNING id), "
+                       "gone_output AS (DELETE FROM output WHERE run_id IN "
+                       "(SELECT id FROM gone_runs)) DELETE FROM jobs WHERE id = ?",
+                       (job_id, job_id))
+            self._changed(tx)
+        self._tx(body)
+
+    def dependencies(self, job_id: str) -> list:
+        self.get(job_id)
+        return self._tx(lambda tx: deps.dependencies(tx, job_id))
+
+    def dependents(self, job_id: str) -> list:
+        self.get(job_id)
+        return self._tx(lambda tx: deps.dependents(tx, job_id))
+
+    def waits_for(self, job_ids: Sequence[str]) -> dict[str, list]:
+        return self._tx(lambda tx: deps.waits_for(tx, job_ids))
 
     # -- queues
     def queues(self) -> list[QueueInfo]:

@@ -11,7 +11,7 @@ from typing import Sequence
 
 from ...lifecycle import Outcome, RetryPolicy, finish_change, given_back_state, rescue_change
 from ...models import Job
-from .. import queues as queue_ops
+from .. import deps, queues as queue_ops
 from ..base import LOST, Chunks, Finished, Lease, Orders, Stop, Tail
 from ..rows import job_from_row as _job, store_output
 from ..sql import (APPLY_SQL, FINISH_SQL, FREE_SLOT_SQL, JOB_COLUMNS, RELEASE_RUN_SQL,
@@ -26,11 +26,11 @@ RETURNING {JOB_COLUMNS}
 """
 # The next job of every open ungated queue: one walk of jobs_ready, as before queues.
 _OPEN_HEAD = ("SELECT seq, queue, priority, run_at FROM jobs INDEXED BY jobs_ready "
-              "WHERE state IN ('pending', 'failed') AND gated = 0 AND run_at <= ? "
+              "WHERE state IN ('pending', 'failed') AND gated = 0 AND blocked = 0 AND run_at <= ? "
               "ORDER BY priority DESC, run_at, seq LIMIT 1")
 # The next job of one queue (a gated one, or one a worker serves by name).
 _QUEUE_HEAD = ("SELECT seq, queue, priority, run_at FROM jobs INDEXED BY jobs_queue_ready "
-               "WHERE queue = ? AND state IN ('pending', 'failed') AND run_at <= ? "
+               "WHERE queue = ? AND state IN ('pending', 'failed') AND blocked = 0 AND run_at <= ? "
                "ORDER BY priority DESC, run_at, seq LIMIT 1")
 _GATES = ("SELECT name, concurrency, paused FROM queues "
           "WHERE concurrency IS NOT NULL OR paused > 0")
@@ -140,13 +140,14 @@ class Claims:
                 c.execute(APPLY_SQL, change_params(change, now) + guard[:2])
             if job.slot is not None:
                 c.execute(FREE_SLOT_SQL, (job.id,))
+            freed = deps.release(c, job.id, change.state)
             store_output(c, job, head, tail)
             c.execute(RUN_END_SQL, run_end_params(job, change, now, outcome.signal))
             nxt = self._claim(c, claim_next, now, lease, queues) if claim_next else None
             if nxt is None or claim_next != job.worker_id:  # else the claim updated the row
                 c.execute("UPDATE workers SET job_id = NULL, heartbeat_at = ? WHERE id = ?",
                           (now, job.worker_id))
-        if change.wakes_workers or job.slot is not None:  # (a freed slot: others may start)
+        if change.wakes_workers or job.slot is not None or freed:  # (others may start now)
             self.ring()
         return Finished(True, change.state, nxt)
 
@@ -173,6 +174,7 @@ class Claims:
             if c.execute(APPLY_SQL, change_params(change, now) + [job.id, job.token]).rowcount:
                 c.execute(RUN_END_SQL, run_end_params(job, change, now))
                 c.execute(FREE_SLOT_SQL, (job.id,))
+                deps.release(c, job.id, change.state)
                 rescued.append(job.id)
         return rescued
 

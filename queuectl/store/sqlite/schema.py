@@ -7,7 +7,7 @@ import sqlite3
 from ...errors import StoreUnusable
 
 APPLICATION_ID = 0x51554531  # "QUE1"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _V1 = """
 CREATE TABLE jobs (
@@ -168,7 +168,37 @@ WHEN OLD.state <> NEW.state OR OLD.queue <> NEW.queue BEGIN
 END;
 """
 
-MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3}
+# 4: workflows. `deps` rows (job, after, kind ok/any, met) and `jobs.blocked`, the number of
+# a job's dependencies not met yet: a blocked job waits but is kept out of the claim's indexes.
+# A unique key is unique among active jobs (a partial unique index); env, on_lost.
+_V4 = """
+ALTER TABLE jobs ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN unique_key TEXT;
+ALTER TABLE jobs ADD COLUMN env TEXT;
+ALTER TABLE jobs ADD COLUMN on_lost TEXT NOT NULL DEFAULT 'retry';
+CREATE TABLE deps (
+    job_id TEXT NOT NULL,
+    after  TEXT NOT NULL,
+    kind   TEXT NOT NULL,
+    met    INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (job_id, after)
+) WITHOUT ROWID;
+CREATE INDEX deps_after ON deps (after, met);
+CREATE UNIQUE INDEX jobs_unique ON jobs (unique_key)
+    WHERE unique_key IS NOT NULL AND state IN ('pending', 'failed', 'running');
+CREATE INDEX jobs_unique_done ON jobs (unique_key, finished_at)
+    WHERE unique_key IS NOT NULL AND state = 'completed';
+DROP INDEX jobs_ready;
+DROP INDEX jobs_queue_ready;
+CREATE INDEX jobs_ready ON jobs (priority DESC, run_at, seq)
+    WHERE state IN ('pending', 'failed') AND gated = 0 AND blocked = 0;
+CREATE INDEX jobs_queue_ready ON jobs (queue, priority DESC, run_at, seq)
+    WHERE state IN ('pending', 'failed') AND blocked = 0;
+CREATE INDEX jobs_queue_waiting ON jobs (queue, priority DESC, run_at, seq)
+    WHERE state IN ('pending', 'failed');
+"""
+
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
 
 
 def inspect(conn: sqlite3.Connection, path: str) -> int:

@@ -9,8 +9,8 @@ from typing import Iterable, Sequence
 from ...errors import StoreUnusable
 from ...models import Job, JobState, NewJob, QueueInfo
 from ...sanitize import one_line
-from .. import actions, queues as queue_ops
-from ..base import Status, Stop, Store, WorkerInfo
+from .. import actions, deps, queues as queue_ops
+from ..base import Enqueued, Status, Stop, Store, WorkerInfo
 from ..reads import SharedReads
 from ..rows import (ENQUEUE_COLUMNS, enqueue_rows, job_from_row as _job, like_pattern,
                     list_groups, queues_of)
@@ -22,7 +22,7 @@ from .doorbell import ring, wake_mechanisms
 # Waiting jobs are read through their partial indexes, named explicitly: without ANALYZE
 # statistics the planner prefers (state, updated_at) and then sorts every waiting job.
 _FROM_WAITING = "jobs INDEXED BY jobs_waiting WHERE state IN ('pending', 'failed') AND"
-_FROM_QUEUE_WAITING = ("jobs INDEXED BY jobs_queue_ready WHERE state IN ('pending', 'failed') "
+_FROM_QUEUE_WAITING = ("jobs INDEXED BY jobs_queue_waiting WHERE state IN ('pending', 'failed') "
                        "AND")
 class SQLiteStore(Claims, SharedReads, Store):
     def __init__(self, path: str, *, durability: str = "full", create: bool = True) -> None:
@@ -76,25 +76,34 @@ class SQLiteStore(Claims, SharedReads, Store):
 
     # -- enqueue
     def enqueue(self, jobs: Sequence[NewJob], *, now: float, default_max_retries: int,
-                default_cwd: str) -> list[str]:
+                default_cwd: str, unique_for: float | None = None,
+                on_conflict: str = "existing") -> Enqueued:
         names = queues_of(jobs)
+        answered: list[Enqueued] = []
 
-        def insert(ids: list[str]) -> None:
+        def insert(ids: list[str]) -> list[str]:
             with self._write() as c:
+                planned = deps.plan(c, ids, jobs, now=now, unique_for=unique_for,
+                                    on_conflict=on_conflict)
                 queue_ops.ensure(c, names, now, count_rows=True)
-                rows = enqueue_rows(ids, jobs, now=now, default_max_retries=default_max_retries,
-                                    default_cwd=default_cwd, defaults=queue_ops.defaults(c, names))
-                c.executemany(f"INSERT INTO jobs ({ENQUEUE_COLUMNS}, state) "
-                              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')", rows)
+                rows = enqueue_rows(planned.ids, jobs, now=now,
+                                    default_max_retries=default_max_retries,
+                                    default_cwd=default_cwd, defaults=queue_ops.defaults(c, names),
+                                    new=planned.new, blocked=planned.blocked)
+                c.executemany(f"INSERT INTO jobs ({ENQUEUE_COLUMNS}, state) VALUES "
+                              "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')", rows)
+                deps.insert(c, planned.deps)
                 added: dict[str, int] = {}
                 for row in rows:
                     added[row[2]] = added.get(row[2], 0) + 1
                 c.executemany("UPDATE counts SET n = n + ? WHERE queue = ? AND state = 'pending'",
                               [(n, q) for q, n in added.items()])
+            answered.append(Enqueued(planned.ids, planned.existing))
+            return planned.ids
 
-        ids = actions.enqueue_with_fresh_ids(jobs, insert, self._existing, sqlite3.IntegrityError)
+        actions.enqueue_with_fresh_ids(jobs, insert, self._existing, sqlite3.IntegrityError)
         self.ring()
-        return ids
+        return answered[-1]
 
     def _existing(self, ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
@@ -179,11 +188,50 @@ class SQLiteStore(Claims, SharedReads, Store):
             return self._delete_jobs(c, f"state IN ({marks}) AND updated_at < ?",
                                      [s.value for s in states] + [before])
 
-    def cancel(self, ids: Sequence[str], *, now: float) -> dict[str, str]:
+    def cancel(self, ids: Sequence[str], *, now: float,
+               with_dependents: bool = False) -> dict[str, str]:
         with self._write() as c:
-            result = actions.cancel(c, ids, now)
+            result = actions.cancel(c, ids, now, with_dependents=with_dependents)
         self.ring()
         return result
+
+    # -- one job at a time
+    def edit_job(self, job_id: str, *, now: float, **changes) -> Job:
+        with self._write() as c:
+            job = actions.edit(c, job_id, now, changes, count_rows=True)
+        self.ring()
+        return job
+
+    def restart(self, job_id: str, *, now: float) -> Job:
+        with self._write() as c:
+            job = actions.restart(c, job_id, now)
+        self.ring()
+        return job
+
+    def run_now(self, job_id: str, *, now: float) -> Job:
+        with self._write() as c:
+            job = actions.run_now(c, job_id, now)
+        self.ring()
+        return job
+
+    def remove_job(self, job_id: str) -> None:
+        with self._write() as c:
+            actions.remove(c, job_id)
+            self._delete_jobs(c, "id = ?", (job_id,))
+
+    def dependencies(self, job_id: str) -> list:
+        self.get(job_id)
+        with translated(self.path):
+            return deps.dependencies(self._conn, job_id)
+
+    def dependents(self, job_id: str) -> list:
+        self.get(job_id)
+        with translated(self.path):
+            return deps.dependents(self._conn, job_id)
+
+    def waits_for(self, job_ids: Sequence[str]) -> dict[str, list]:
+        with translated(self.path):
+            return deps.waits_for(self._conn, job_ids)
 
     # -- queues
     def queues(self) -> list[QueueInfo]:
