@@ -23,6 +23,12 @@ class QueueNotFound(QueueError):
     exit_code = 3
 
 
+class NotFound(QueueError):
+    """An unknown schedule or hook."""
+
+    exit_code = 3
+
+
 class Conflict(QueueError):
     """A duplicate id, or a transition the job's current state does not allow."""
 
@@ -61,7 +67,7 @@ EXIT_CODES = {
     0: "ok",
     1: "any other failure",
     2: "usage error or invalid input",
-    3: "unknown job id or queue",
+    3: "unknown job id, queue, schedule or hook",
     4: "conflict: duplicate id, or a transition the job's state does not allow",
     66: "no store at the location (commands that only read never create one)",
     69: "store unusable: not a database, a foreign SQLite file, a newer schema, corrupt",

@@ -81,6 +81,7 @@ class Job(NamedTuple):
     unique_key: str | None = None
     env: dict | None = None  # variables set for its command only
     on_lost: str = "retry"  # a run whose worker died: "retry" it, or "fail" (to the DLQ)
+    origin: str | None = None  # "schedule:NAME" or "hook:ID" for the jobs those made
 
 
 class Run(NamedTuple):
@@ -147,6 +148,7 @@ class NewJob(NamedTuple):
     unique_key: str | None = None
     env: dict | None = None
     on_lost: str | None = None
+    origin: str | None = None  # (set by schedules and hooks, not by specs)
 
 
 def new_job_id() -> str:

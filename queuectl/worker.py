@@ -109,6 +109,7 @@ class Worker:
         self._env = base_environment()
         self._last_heartbeat = -math.inf  # monotonic
         self._last_rescue = -math.inf
+        self._next_tick: float | None = -math.inf  # store clock: a schedule's next tick
 
     # -- lifecycle
     def register(self, now: float) -> None:
@@ -164,7 +165,8 @@ class Worker:
                     if burst and not self.paused() and not self._work_in_flight():
                         break
                     next_look = self._next_look(looked)
-                rang = self._wait(bell, min(next_look, self._next_housekeeping()))
+                rang = self._wait(bell, min(next_look, self._next_housekeeping(),
+                                            self._tick_mono()))
                 look = rang or self.monotonic() >= next_look
         finally:
             self._give_back_claimed()
@@ -246,6 +248,7 @@ class Worker:
             self.set_busy(False)
             return None
         finished = self._record(attempt, outcome)
+        _fault("after_finish")
         took = format_duration(time.monotonic() - started)
         if not finished.recorded:
             self.log(f"{one_line(job.id, 40)} was taken over by another worker; result discarded")
@@ -267,6 +270,12 @@ class Worker:
         return finished
 
     # -- between jobs
+    def _tick_mono(self) -> float:
+        """The next schedule tick on the monotonic clock (inf: none)."""
+        if self._next_tick is None:
+            return math.inf
+        return self.monotonic() + max(0.0, self._next_tick - self.clock())
+
     def _next_housekeeping(self) -> float:
         return min(self._last_heartbeat + self._heartbeat_every(),
                    self._last_rescue + self.settings.lease / 2)
@@ -289,9 +298,23 @@ class Worker:
                 self._retry(lambda: self.register(now))
             self._obey(stop)
             self._last_heartbeat = mono
+            self._next_tick = self._retry(self.store.next_tick)  # (a schedule added meanwhile)
         if mono - self._last_rescue >= self.settings.lease / 2:
             self.rescue(now)
             self._retry(self.store.housekeeping)
+        if self._next_tick is not None and now >= self._next_tick and not self.stopping:
+            self.fire_schedules(now)
+
+    def fire_schedules(self, now: float) -> None:
+        """Make the jobs of the schedules whose tick has come (any pool does this; the store
+        makes each tick's job exactly once), and learn when the next tick is."""
+        for fired in self._retry(lambda: self.store.fire_schedules(
+                now, default_max_retries=self.settings.max_retries)):
+            what = {"fired": f"enqueued {one_line(fired.job_id or '', 40)}",
+                    "skipped": "skipped (its last job still runs)",
+                    "missed": "missed (catch-up none)"}[fired.why]
+            self.log(f"schedule {one_line(fired.schedule, 40)}: {what}")
+        self._next_tick = self._retry(self.store.next_tick)
 
     def rescue(self, now: float) -> list[str]:
         """Rescue the jobs of dead workers of this host (killing what is left of them first),
@@ -368,6 +391,7 @@ def _drain(fds: tuple[int, ...]) -> None:
 
 
 def _fault(point: str) -> None:
-    """Test-only crash points: QUEUECTL_FAULT=after_claim or before_finish kills this worker."""
+    """Test-only crash points: QUEUECTL_FAULT=after_claim, before_finish or after_finish kills
+    this worker there."""
     if os.environ.get("QUEUECTL_FAULT") == point:
         os.kill(os.getpid(), signal.SIGKILL)

@@ -431,6 +431,14 @@ def show_queues(db) -> list[dict]:
     return json.loads(done.stdout)
 
 
+def show_schedule(db, name: str) -> dict:
+    from procs import cli
+
+    done = cli(db, "schedule", "show", name, "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
 def show(db, job_id: str) -> dict:
     from procs import cli
 

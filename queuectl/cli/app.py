@@ -26,6 +26,12 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(config_app, name="config")
 app.add_typer(worker_app, name="worker")
 app.add_typer(queue_app, name="queue")
+schedule_app = typer.Typer(help="Recurring jobs: a job at each cron or interval tick, exactly once "
+                                "however many pools run.", no_args_is_help=True)
+hook_app = typer.Typer(help="Hooks: when a job dies (completes, retries), run a command as a job "
+                            "of its own.", no_args_is_help=True)
+app.add_typer(schedule_app, name="schedule")
+app.add_typer(hook_app, name="hook")
 
 
 DB_HELP = ("The store: an SQLite file path, or postgresql://user@host/db[?schema=NAME] "

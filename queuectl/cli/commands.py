@@ -12,6 +12,7 @@ MODULES = {
     "queue": "queue_cmd", "serve": "serve_cmd", "metrics": "serve_cmd",
     "edit": "workflow_cmd", "restart": "workflow_cmd", "run-now": "workflow_cmd",
     "remove": "workflow_cmd", "wait": "workflow_cmd",
+    "schedule": "schedule_cmd", "hook": "schedule_cmd",
 }
 
 

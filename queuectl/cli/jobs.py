@@ -156,11 +156,13 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
     st = s.status(now, worker_timeout=live_window(cfg))
     counts = {state.value: st.counts.get(state, 0) for state in JobState}
     queues = s.queues()
+    tick = s.next_tick()
     if as_json:
         emit_json({"store": s.location, "counts": counts, "workers": st.workers,
                    "oldest_waiting_seconds": st.oldest_waiting_age,
                    "finished_last_minute": st.finished_last_minute,
-                   "next_due": iso(st.next_due), "queues": [queue_json(q) for q in queues]})
+                   "next_due": iso(st.next_due), "next_schedule_tick": iso(tick),
+                   "queues": [queue_json(q) for q in queues]})
         return
     rows = [[k, str(v)] for k, v in counts.items()]
     rows[3][1] += "  (waiting to retry)" if counts["failed"] else ""
@@ -168,6 +170,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
         ["workers", f"{st.workers} live"],
         ["oldest waiting", format_duration(st.oldest_waiting_age) if st.oldest_waiting_age is not None else "-"],
         ["next delayed", relative(st.next_due, now)],
+        ["next schedule", relative(tick, now)],
         ["finished/min", str(st.finished_last_minute)],
         ["store", s.location],
     ]

@@ -7,12 +7,14 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 from ..errors import Conflict, InvalidInput, JobNotFound
-from ..lifecycle import check_cancellable, check_restartable, check_retryable, require_found
+from ..lifecycle import (check_cancellable, check_restartable, check_retryable, require_found,
+                         rescue_change)
 from ..models import Job, JobState, NewJob, new_job_id
-from . import deps, queues as queue_ops
+from . import deps, hooks as hook_ops, queues as queue_ops
 from .queues import GATED_OF_JOB
 from .rows import job_from_row, job_ids_for
-from .sql import CANCEL_RUNNING_SQL, CANCEL_WAITING_SQL, JOB_COLUMNS, RETRY_DEAD_RESET
+from .sql import (APPLY_SQL, CANCEL_RUNNING_SQL, CANCEL_WAITING_SQL, FREE_SLOT_SQL, JOB_COLUMNS,
+                  RETRY_DEAD_RESET, RUN_END_SQL, change_params, run_end_params)
 
 
 def job_states(c, ids: Sequence[str], *, lock: str = "") -> dict[str, JobState]:
@@ -43,7 +45,7 @@ def retry_dead(c, ids: Sequence[str] | None, now: float, *, lock: str = "") -> l
 
 
 def cancel(c, ids: Sequence[str], now: float, *, lock: str = "",
-           with_dependents: bool = False) -> dict[str, str]:
+           with_dependents: bool = False, count_rows: bool) -> dict[str, str]:
     """Waiting jobs to the DLQ ("cancelled"); running ones flagged for their worker
     ("cancelling"); with `with_dependents`, the jobs waiting for them too. Nothing changes if
     any of `ids` cannot be cancelled."""
@@ -57,6 +59,7 @@ def cancel(c, ids: Sequence[str], now: float, *, lock: str = "",
         if c.execute(CANCEL_WAITING_SQL, (now, now, job_id)).rowcount:
             result[job_id] = "cancelled"
             deps.release(c, job_id, JobState.DEAD)
+            hook_ops.fire(c, job_id, JobState.DEAD, now=now, count_rows=count_rows)
         else:
             c.execute(CANCEL_RUNNING_SQL, (job_id,))
             result[job_id] = "cancelling"
@@ -146,3 +149,22 @@ def enqueue_with_fresh_ids(jobs: Sequence[NewJob], insert: Callable[[list[str]],
             ids = [new_job_id() if (j.id is None and i in taken) else i
                    for i, j in zip(ids, jobs)]
     raise Conflict("could not generate unique job ids")  # pragma: no cover
+
+
+def rescue_rows(c, rows: Sequence, died: set[str], now: float, policy, *,
+                count_rows: bool) -> list[str]:
+    """Rescue the running jobs of `rows` (read in this transaction; their workers `died`, or
+    their leases lapsed): lifecycle.rescue_change, the run's record, the slot, dependents and
+    hooks. Returns the ids rescued."""
+    rescued = []
+    for row in rows:
+        job = job_from_row(row)
+        change = rescue_change(job, died=job.worker_id in died, now=now, policy=policy,
+                               cancel_requested=job.cancel_requested)
+        if c.execute(APPLY_SQL, change_params(change, now) + [job.id, job.token]).rowcount:
+            c.execute(RUN_END_SQL, run_end_params(job, change, now))
+            c.execute(FREE_SLOT_SQL, (job.id,))
+            deps.release(c, job.id, change.state)
+            hook_ops.fire(c, job.id, change.state, now=now, count_rows=count_rows)
+            rescued.append(job.id)
+    return rescued

@@ -217,6 +217,37 @@ class Store(ABC):
     def remove_queue(self, name: str) -> None:
         """Forget an empty queue (Conflict while it holds jobs)."""
 
+    # -- schedules and hooks (store/schedules.py, store/hooks.py)
+    @abstractmethod
+    def add_schedule(self, name: str, rule, spec: dict, cwd: str, *, overlap: str,
+                     catch_up: str, now: float): ...
+    @abstractmethod
+    def schedules(self) -> list: ...
+    @abstractmethod
+    def schedule(self, name: str): ...
+    @abstractmethod
+    def pause_schedule(self, name: str, *, paused: bool, now: float): ...
+    @abstractmethod
+    def remove_schedule(self, name: str) -> None: ...
+    @abstractmethod
+    def run_schedule_now(self, name: str, *, now: float, default_max_retries: int) -> str: ...
+    @abstractmethod
+    def fire_schedules(self, now: float, *, default_max_retries: int) -> list:
+        """Make the jobs of every schedule whose tick has come, exactly once per tick however
+        many pools call this (store/schedules.py); what each did."""
+    @abstractmethod
+    def next_tick(self) -> float | None:
+        """When the next unpaused schedule's tick comes."""
+    @abstractmethod
+    def add_hook(self, event: str, command: str, *, queue: str | None, cwd: str,
+                 now: float): ...
+    @abstractmethod
+    def hooks(self) -> list: ...
+    @abstractmethod
+    def remove_hook(self, hook_id: int) -> None: ...
+    @abstractmethod
+    def test_hook(self, hook_id: int, *, now: float) -> str: ...
+
     # -- workers
     @abstractmethod
     def register_worker(self, worker_id: str, pid: int, host: str, now: float, *,

@@ -51,7 +51,7 @@ def job_ids_for(jobs: Sequence[NewJob]) -> list[str]:
 
 
 ENQUEUE_COLUMNS = ("id, command, queue, priority, max_retries, timeout, backoff_base, gated, "
-                   "cwd, run_at, created_at, updated_at, blocked, unique_key, env, on_lost")
+                   "cwd, run_at, created_at, updated_at, blocked, unique_key, env, on_lost, origin")
 
 
 def queues_of(jobs: Sequence[NewJob]) -> list[str]:
@@ -78,7 +78,8 @@ def enqueue_rows(ids: Sequence[str], jobs: Sequence[NewJob], *, now: float,
             j.timeout if j.timeout is not None else d.timeout, d.backoff_base, int(d.gated),
             j.cwd or default_cwd, j.run_at if j.run_at is not None else now + (j.delay or 0.0),
             now, now, (blocked or {}).get(i, 0), j.unique_key,
-            None if j.env is None else json.dumps(j.env, ensure_ascii=False), j.on_lost or "retry"))
+            None if j.env is None else json.dumps(j.env, ensure_ascii=False), j.on_lost or "retry",
+            j.origin))
     return rows
 
 

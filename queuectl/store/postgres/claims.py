@@ -10,10 +10,9 @@ import time
 from functools import lru_cache
 from typing import Sequence
 
-from ...lifecycle import (Change, Outcome, RetryPolicy, finish_change, given_back_state,
-                          releases, rescue_change)
+from ...lifecycle import Change, Outcome, RetryPolicy, finish_change, given_back_state, releases
 from ...models import Job
-from .. import deps
+from .. import actions, hooks as hook_ops
 from ..queues import GATED_OF_JOB
 from ..base import LOST, Chunks, Finished, Lease, Orders, Stop, Tail
 from ..rows import job_from_row as _job, store_output
@@ -104,7 +103,7 @@ def _end_sql(apply: str, channels: int) -> str:
             f"freed AS (UPDATE jobs SET blocked = blocked - 1, gated = {GATED_OF_JOB} "
             "FROM met WHERE jobs.id = met.job_id AND jobs.blocked > 0 RETURNING jobs.blocked) "
             f"SELECT {notify}, CASE WHEN EXISTS (SELECT 1 FROM freed WHERE blocked = 0) "
-            "THEN pg_notify(?, '') END FROM fin")
+            "THEN pg_notify(?, '') END, EXISTS (SELECT 1 FROM hooks WHERE event = ?) FROM fin")
 
 
 class _Waited(Exception):
@@ -173,14 +172,17 @@ class Claims:
                       give_back=bool(rows[0][3]))
 
     def _end(self, tx: Tx, apply: str, guard: list, job: Job, change: Change, now: float,
-             signal: str | None) -> bool:
+             signal: str | None) -> tuple[bool, bool]:
+        """Apply `change` (one statement): (whether the guard matched, whether hooks wait for
+        the job's new state)."""
         wake = change.wakes_workers or job.slot is not None  # (a freed slot: others may start)
         channels = [self.change_channel] + ([self.work_channel] if wake else [])
-        return bool(tx.all(_end_sql(apply, len(channels)),
-                           change_params(change, now) + guard
-                           + list(run_end_params(job, change, now, signal)[:-2])
-                           + [job.attempt, list(releases(change.state)), *channels,
-                              self.work_channel]))
+        rows = tx.all(_end_sql(apply, len(channels)),
+                      change_params(change, now) + guard
+                      + list(run_end_params(job, change, now, signal)[:-2])
+                      + [job.attempt, list(releases(change.state)), *channels,
+                         self.work_channel, hook_ops.EVENT_OF.get(change.state, "")])
+        return bool(rows), bool(rows and rows[0][-1])
 
     def finish(self, job: Job, outcome: Outcome, *, now: float, policy: RetryPolicy,
                head: Chunks = (), tail: Tail | None = None, claim_next: str | None = None,
@@ -193,18 +195,21 @@ class Claims:
         def body(tx: Tx) -> Finished:
             change = first
             guard = [job.id, job.token, int(job.cancel_requested)]
-            if not self._end(tx, FINISH_SQL, guard, job, change, now, outcome.signal):
+            matched, hooked = self._end(tx, FINISH_SQL, guard, job, change, now, outcome.signal)
+            if not matched:
                 row = tx.one(_RUNNING_ROW + " FOR UPDATE", (job.id, job.token))
                 if row is None:
                     return Finished(False, None, None)  # stale claim: nothing changed
                 # Cancelled since the worker last looked: decide again with the row's flag.
                 change = finish_change(job, outcome, now=now, policy=policy,
                                        cancel_requested=_job(row).cancel_requested)
-                self._end(tx, APPLY_SQL, guard[:2], job, change, now, outcome.signal)
+                _, hooked = self._end(tx, APPLY_SQL, guard[:2], job, change, now, outcome.signal)
             decided[0] = change
             if job.slot is not None:
                 tx.execute(FREE_SLOT_SQL, (job.id,))
             store_output(tx, job, head, tail)
+            if hooked and hook_ops.fire(tx, job.id, change.state, now=now, count_rows=False):
+                self._changed(tx, wake_workers=True)  # (with the output, for the hook's tail)
             nxt = self._claim(tx, claim_next, token, now, lease, queues) if claim_next else None
             if nxt is None or claim_next != job.worker_id:  # else the claim updated the row
                 tx.execute("UPDATE workers SET job_id = NULL, heartbeat_at = ? WHERE id = ?",
@@ -237,16 +242,7 @@ class Claims:
 
     def _rescue_rows(self, tx: Tx, rows: list, died: set[str], now: float,
                      policy: RetryPolicy) -> list[str]:
-        rescued = []
-        for row in rows:
-            job = _job(row)
-            change = rescue_change(job, died=job.worker_id in died, now=now, policy=policy,
-                                   cancel_requested=job.cancel_requested)
-            if tx.execute(APPLY_SQL, change_params(change, now) + [job.id, job.token]).rowcount:
-                tx.execute(RUN_END_SQL, run_end_params(job, change, now))
-                tx.execute(FREE_SLOT_SQL, (job.id,))
-                deps.release(tx, job.id, change.state)
-                rescued.append(job.id)
+        rescued = actions.rescue_rows(tx, rows, died, now, policy, count_rows=False)
         if rescued:
             self._changed(tx, wake_workers=True)
         return rescued

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ...errors import StoreMissing, StoreUnusable
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 OWNER = "queuectl"
 
 _V1 = """
@@ -219,7 +219,40 @@ CREATE INDEX jobs_queue_waiting ON jobs (queue, priority DESC, run_at, seq)
     WHERE state IN ('pending', 'failed');
 """
 
-MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
+# 5: schedules and hooks, as SQLite's schema 5 (store/sqlite/schema.py).
+_V5 = """
+ALTER TABLE jobs ADD COLUMN origin text;
+CREATE TABLE schedules (
+    name       text PRIMARY KEY,
+    cron       text,
+    tz         text,
+    every      double precision,
+    anchor     double precision NOT NULL,
+    spec       text NOT NULL,
+    cwd        text NOT NULL,
+    next_at    double precision NOT NULL,
+    paused     integer NOT NULL DEFAULT 0,
+    overlap    text NOT NULL DEFAULT 'skip',
+    catch_up   text NOT NULL DEFAULT 'once',
+    last_job   text,
+    last_tick  double precision,
+    skipped    integer NOT NULL DEFAULT 0,
+    missed     integer NOT NULL DEFAULT 0,
+    created_at double precision NOT NULL
+);
+CREATE INDEX schedules_next ON schedules (next_at) WHERE paused = 0;
+CREATE TABLE hooks (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event      text NOT NULL,
+    queue      text,
+    command    text NOT NULL,
+    cwd        text NOT NULL,
+    created_at double precision NOT NULL
+);
+CREATE INDEX hooks_event ON hooks (event);
+"""
+
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5}
 
 
 def _version(tx, schema: str, where: str) -> int:

@@ -12,11 +12,11 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 from ...models import Job, JobState, NewJob, QueueInfo
-from .. import actions, deps, queues as queue_ops
+from .. import actions, deps, hooks as hook_ops, inserts, queues as queue_ops
+from .. import schedules as schedule_ops
 from ..base import Enqueued, Status, Stop, Store, WorkerInfo
 from ..reads import SharedReads
-from ..rows import (ENQUEUE_COLUMNS, enqueue_rows, job_from_row as _job, like_pattern,
-                    list_groups, queues_of)
+from ..rows import ENQUEUE_COLUMNS, job_from_row as _job, like_pattern, list_groups
 from ..sql import JOB_COLUMNS, WORKER_STOP
 from .claims import Claims
 from .conn import PgConnection, Tx, driver, parse_location
@@ -87,30 +87,23 @@ class PostgresStore(Claims, SharedReads, Store):
                 on_conflict: str = "existing") -> Enqueued:
         if not jobs:
             return Enqueued()
-        names = queues_of(jobs)
         answered: list[Enqueued] = []
 
         def insert(ids: list[str]) -> list[str]:
             def body(tx: Tx) -> Enqueued:
-                planned = deps.plan(tx, ids, jobs, now=now, unique_for=unique_for,
-                                    on_conflict=on_conflict)
-                queue_ops.ensure(tx, names, now, count_rows=False)
-                rows = enqueue_rows(planned.ids, jobs, now=now,
-                                    default_max_retries=default_max_retries,
-                                    default_cwd=default_cwd, defaults=queue_ops.defaults(tx, names),
-                                    new=planned.new, blocked=planned.blocked)
+                planned, rows = inserts.plan_rows(
+                    tx, ids, jobs, now=now, default_max_retries=default_max_retries,
+                    default_cwd=default_cwd, unique_for=unique_for, on_conflict=on_conflict,
+                    count_rows=False)
                 if len(rows) >= COPY_THRESHOLD:
                     with tx.cur.copy(_COPY_JOBS) as copy:
                         for r in rows:
                             copy.write_row((*r, "pending"))
                 elif rows:
-                    marks = ",".join([f"({', '.join('?' * len(rows[0]))}, 'pending')"] * len(rows))
-                    tx.execute(f"INSERT INTO jobs ({ENQUEUE_COLUMNS}, state) VALUES " + marks,
-                               [v for r in rows for v in r])
-                deps.insert(tx, planned.deps)
+                    tx.executemany(inserts._INSERT, rows)
                 if rows:
                     self._changed(tx, wake_workers=True)
-                return Enqueued(planned.ids, planned.existing)
+                return inserts.finish_batch(tx, planned, rows, count_rows=False)
 
             first = ids[0]
             result = self._tx(body, passthrough=(unique,), landed=lambda tx: tx.one(
@@ -214,7 +207,7 @@ class PostgresStore(Claims, SharedReads, Store):
                with_dependents: bool = False) -> dict[str, str]:
         def body(tx: Tx) -> dict[str, str]:
             result = actions.cancel(tx, ids, now, lock=" FOR UPDATE",
-                                    with_dependents=with_dependents)
+                                    with_dependents=with_dependents, count_rows=False)
             self._changed(tx, wake_workers=True)
             return result
         return self._tx(body)
@@ -287,6 +280,60 @@ class PostgresStore(Claims, SharedReads, Store):
             queue_ops.remove(tx, name, lock=" FOR UPDATE")
             self._changed(tx)
         self._tx(body)
+
+    # -- schedules and hooks
+    def _in_tx(self, fn, wake: bool = False):
+        def body(tx: Tx):
+            result = fn(tx)
+            self._changed(tx, wake_workers=wake)
+            return result
+        return self._tx(body)
+
+    def add_schedule(self, name: str, rule, spec: dict, cwd: str, *, overlap: str,
+                     catch_up: str, now: float):
+        return self._in_tx(lambda tx: schedule_ops.add(
+            tx, name, rule, spec, cwd, overlap=overlap, catch_up=catch_up, now=now), wake=True)
+
+    def schedules(self) -> list:
+        return self._tx(schedule_ops.listing)
+
+    def schedule(self, name: str):
+        return self._tx(lambda tx: schedule_ops.get(tx, name))
+
+    def pause_schedule(self, name: str, *, paused: bool, now: float):
+        return self._in_tx(lambda tx: schedule_ops.set_paused(tx, name, paused, now), wake=True)
+
+    def remove_schedule(self, name: str) -> None:
+        self._in_tx(lambda tx: schedule_ops.remove(tx, name))
+
+    def run_schedule_now(self, name: str, *, now: float, default_max_retries: int) -> str:
+        return self._in_tx(lambda tx: schedule_ops.run_now(
+            tx, name, now, default_max_retries=default_max_retries, count_rows=False), wake=True)
+
+    def fire_schedules(self, now: float, *, default_max_retries: int) -> list:
+        def body(tx: Tx) -> list:
+            fired = schedule_ops.fire(tx, now, default_max_retries=default_max_retries,
+                                      count_rows=False, lock=" FOR UPDATE SKIP LOCKED")
+            if fired:
+                self._changed(tx, wake_workers=any(f.job_id for f in fired))
+            return fired
+        return self._tx(body)
+
+    def next_tick(self) -> float | None:
+        return self._tx(schedule_ops.next_tick)
+
+    def add_hook(self, event: str, command: str, *, queue: str | None, cwd: str, now: float):
+        return self._in_tx(lambda tx: hook_ops.add(tx, event, command, queue, cwd, now))
+
+    def hooks(self) -> list:
+        return self._tx(hook_ops.listing)
+
+    def remove_hook(self, hook_id: int) -> None:
+        self._in_tx(lambda tx: hook_ops.remove(tx, hook_id))
+
+    def test_hook(self, hook_id: int, *, now: float) -> str:
+        return self._in_tx(lambda tx: hook_ops.test(tx, hook_id, now=now, count_rows=False),
+                           wake=True)
 
     # -- workers
     def register_worker(self, worker_id: str, pid: int, host: str, now: float, *,

@@ -9,9 +9,9 @@ import sqlite3
 import time
 from typing import Sequence
 
-from ...lifecycle import Outcome, RetryPolicy, finish_change, given_back_state, rescue_change
+from ...lifecycle import Outcome, RetryPolicy, finish_change, given_back_state
 from ...models import Job
-from .. import deps, queues as queue_ops
+from .. import actions, deps, hooks as hook_ops, queues as queue_ops
 from ..base import LOST, Chunks, Finished, Lease, Orders, Stop, Tail
 from ..rows import job_from_row as _job, store_output
 from ..sql import (APPLY_SQL, FINISH_SQL, FREE_SLOT_SQL, JOB_COLUMNS, RELEASE_RUN_SQL,
@@ -140,8 +140,9 @@ class Claims:
                 c.execute(APPLY_SQL, change_params(change, now) + guard[:2])
             if job.slot is not None:
                 c.execute(FREE_SLOT_SQL, (job.id,))
-            freed = deps.release(c, job.id, change.state)
             store_output(c, job, head, tail)
+            freed = deps.release(c, job.id, change.state)
+            freed += len(hook_ops.fire(c, job.id, change.state, now=now, count_rows=True))
             c.execute(RUN_END_SQL, run_end_params(job, change, now, outcome.signal))
             nxt = self._claim(c, claim_next, now, lease, queues) if claim_next else None
             if nxt is None or claim_next != job.worker_id:  # else the claim updated the row
@@ -166,16 +167,7 @@ class Claims:
 
     def _rescue_rows(self, c: sqlite3.Connection, rows: list, died: set[str], now: float,
                      policy: RetryPolicy) -> list[str]:
-        rescued = []
-        for row in rows:
-            job = _job(row)
-            change = rescue_change(job, died=job.worker_id in died, now=now, policy=policy,
-                                   cancel_requested=job.cancel_requested)
-            if c.execute(APPLY_SQL, change_params(change, now) + [job.id, job.token]).rowcount:
-                c.execute(RUN_END_SQL, run_end_params(job, change, now))
-                c.execute(FREE_SLOT_SQL, (job.id,))
-                deps.release(c, job.id, change.state)
-                rescued.append(job.id)
+        rescued = actions.rescue_rows(c, rows, died, now, policy, count_rows=True)
         return rescued
 
     def rescue_dead_workers(self, worker_ids: Sequence[str], *, now: float,

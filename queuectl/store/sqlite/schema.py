@@ -7,7 +7,7 @@ import sqlite3
 from ...errors import StoreUnusable
 
 APPLICATION_ID = 0x51554531  # "QUE1"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _V1 = """
 CREATE TABLE jobs (
@@ -198,7 +198,42 @@ CREATE INDEX jobs_queue_waiting ON jobs (queue, priority DESC, run_at, seq)
     WHERE state IN ('pending', 'failed');
 """
 
-MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
+# 5: schedules (a job template fired at cron or interval ticks by whichever pool runs) and hooks
+# (a command enqueued as a job of its own when a job reaches a state); jobs.origin marks the
+# jobs they made ("schedule:NAME", "hook:ID": a hook's job never fires hooks).
+_V5 = """
+ALTER TABLE jobs ADD COLUMN origin TEXT;
+CREATE TABLE schedules (
+    name       TEXT PRIMARY KEY,
+    cron       TEXT,
+    tz         TEXT,
+    every      REAL,
+    anchor     REAL NOT NULL,
+    spec       TEXT NOT NULL,
+    cwd        TEXT NOT NULL,
+    next_at    REAL NOT NULL,
+    paused     INTEGER NOT NULL DEFAULT 0,
+    overlap    TEXT NOT NULL DEFAULT 'skip',
+    catch_up   TEXT NOT NULL DEFAULT 'once',
+    last_job   TEXT,
+    last_tick  REAL,
+    skipped    INTEGER NOT NULL DEFAULT 0,
+    missed     INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL
+);
+CREATE INDEX schedules_next ON schedules (next_at) WHERE paused = 0;
+CREATE TABLE hooks (
+    id         INTEGER PRIMARY KEY,
+    event      TEXT NOT NULL,
+    queue      TEXT,
+    command    TEXT NOT NULL,
+    cwd        TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX hooks_event ON hooks (event);
+"""
+
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5}
 
 
 def inspect(conn: sqlite3.Connection, path: str) -> int:

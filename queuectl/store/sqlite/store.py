@@ -9,11 +9,11 @@ from typing import Iterable, Sequence
 from ...errors import StoreUnusable
 from ...models import Job, JobState, NewJob, QueueInfo
 from ...sanitize import one_line
-from .. import actions, deps, queues as queue_ops
+from .. import actions, deps, hooks as hook_ops, inserts, queues as queue_ops
+from .. import schedules as schedule_ops
 from ..base import Enqueued, Status, Stop, Store, WorkerInfo
 from ..reads import SharedReads
-from ..rows import (ENQUEUE_COLUMNS, enqueue_rows, job_from_row as _job, like_pattern,
-                    list_groups, queues_of)
+from ..rows import job_from_row as _job, like_pattern, list_groups
 from ..sql import JOB_COLUMNS, ORDER_WAITING, WORKER_STOP
 from .claims import Claims
 from .conn import open_connection, translated, write
@@ -78,28 +78,16 @@ class SQLiteStore(Claims, SharedReads, Store):
     def enqueue(self, jobs: Sequence[NewJob], *, now: float, default_max_retries: int,
                 default_cwd: str, unique_for: float | None = None,
                 on_conflict: str = "existing") -> Enqueued:
-        names = queues_of(jobs)
         answered: list[Enqueued] = []
 
         def insert(ids: list[str]) -> list[str]:
             with self._write() as c:
-                planned = deps.plan(c, ids, jobs, now=now, unique_for=unique_for,
-                                    on_conflict=on_conflict)
-                queue_ops.ensure(c, names, now, count_rows=True)
-                rows = enqueue_rows(planned.ids, jobs, now=now,
-                                    default_max_retries=default_max_retries,
-                                    default_cwd=default_cwd, defaults=queue_ops.defaults(c, names),
-                                    new=planned.new, blocked=planned.blocked)
-                c.executemany(f"INSERT INTO jobs ({ENQUEUE_COLUMNS}, state) VALUES "
-                              "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')", rows)
-                deps.insert(c, planned.deps)
-                added: dict[str, int] = {}
-                for row in rows:
-                    added[row[2]] = added.get(row[2], 0) + 1
-                c.executemany("UPDATE counts SET n = n + ? WHERE queue = ? AND state = 'pending'",
-                              [(n, q) for q, n in added.items()])
-            answered.append(Enqueued(planned.ids, planned.existing))
-            return planned.ids
+                done = inserts.insert_jobs(c, ids, jobs, now=now,
+                                           default_max_retries=default_max_retries,
+                                           default_cwd=default_cwd, count_rows=True,
+                                           unique_for=unique_for, on_conflict=on_conflict)
+            answered.append(done)
+            return list(done)
 
         actions.enqueue_with_fresh_ids(jobs, insert, self._existing, sqlite3.IntegrityError)
         self.ring()
@@ -191,7 +179,8 @@ class SQLiteStore(Claims, SharedReads, Store):
     def cancel(self, ids: Sequence[str], *, now: float,
                with_dependents: bool = False) -> dict[str, str]:
         with self._write() as c:
-            result = actions.cancel(c, ids, now, with_dependents=with_dependents)
+            result = actions.cancel(c, ids, now, with_dependents=with_dependents,
+                                    count_rows=True)
         self.ring()
         return result
 
@@ -264,6 +253,62 @@ class SQLiteStore(Claims, SharedReads, Store):
     def remove_queue(self, name: str) -> None:
         with self._write() as c:
             queue_ops.remove(c, name)
+
+    # -- schedules and hooks
+    def _in_write(self, fn, ring: bool = False):
+        with self._write() as c:
+            result = fn(c)
+        if ring:
+            self.ring()
+        return result
+
+    def add_schedule(self, name: str, rule, spec: dict, cwd: str, *, overlap: str,
+                     catch_up: str, now: float):
+        return self._in_write(lambda c: schedule_ops.add(
+            c, name, rule, spec, cwd, overlap=overlap, catch_up=catch_up, now=now), ring=True)
+
+    def schedules(self) -> list:
+        with translated(self.path):
+            return schedule_ops.listing(self._conn)
+
+    def schedule(self, name: str):
+        with translated(self.path):
+            return schedule_ops.get(self._conn, name)
+
+    def pause_schedule(self, name: str, *, paused: bool, now: float):
+        return self._in_write(lambda c: schedule_ops.set_paused(c, name, paused, now), ring=True)
+
+    def remove_schedule(self, name: str) -> None:
+        self._in_write(lambda c: schedule_ops.remove(c, name))
+
+    def run_schedule_now(self, name: str, *, now: float, default_max_retries: int) -> str:
+        return self._in_write(lambda c: schedule_ops.run_now(
+            c, name, now, default_max_retries=default_max_retries, count_rows=True), ring=True)
+
+    def fire_schedules(self, now: float, *, default_max_retries: int) -> list:
+        fired = self._in_write(lambda c: schedule_ops.fire(
+            c, now, default_max_retries=default_max_retries, count_rows=True))
+        if any(f.job_id for f in fired):
+            self.ring()
+        return fired
+
+    def next_tick(self) -> float | None:
+        with translated(self.path):
+            return schedule_ops.next_tick(self._conn)
+
+    def add_hook(self, event: str, command: str, *, queue: str | None, cwd: str, now: float):
+        return self._in_write(lambda c: hook_ops.add(c, event, command, queue, cwd, now))
+
+    def hooks(self) -> list:
+        with translated(self.path):
+            return hook_ops.listing(self._conn)
+
+    def remove_hook(self, hook_id: int) -> None:
+        self._in_write(lambda c: hook_ops.remove(c, hook_id))
+
+    def test_hook(self, hook_id: int, *, now: float) -> str:
+        return self._in_write(lambda c: hook_ops.test(c, hook_id, now=now, count_rows=True),
+                              ring=True)
 
     # -- workers
     def register_worker(self, worker_id: str, pid: int, host: str, now: float, *,
