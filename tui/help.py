@@ -37,7 +37,8 @@ NOTES = (
     f"Panes show the first {PANE_LIMIT} jobs of each state: waiting jobs in the order they will run, "
     "the others newest first. Yellow 'retry in …' rows failed and wait for their next attempt; "
     "cyan rows are delayed. Throughput is the number of jobs finished in the last minute "
-    "divided by 60, one bar per 10 s. Job output is shown as plain text: escape sequences "
+    "divided by 60, one bar per 10 s. A running job of a limited queue shows its slot "
+    "(gpu#2: QUEUECTL_SLOT=2). Job output is shown as plain text: escape sequences "
     "appear as ^[ and markup is not interpreted."
 )
 

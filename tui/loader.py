@@ -13,7 +13,7 @@ from queuectl.store.base import Store
 from .pool_control import PoolLike
 from .rate import Rate
 from .snapshot import (PANE_STATES, PANES, LogData, LogRequest, PaneData, Request, Snapshot,
-                       WorkersView, job_row)
+                       WorkersView, job_row, queue_row)
 
 
 class Loader:
@@ -50,6 +50,7 @@ class Loader:
         settings = settings_of(store)
         status = store.status(now, worker_timeout=settings.lease * 2)
         self.rate.add(now, status.finished_last_minute)
+        queues = store.queues()
         panes = {}
         for name in PANES:
             states = PANE_STATES[name]
@@ -65,6 +66,7 @@ class Loader:
             panes=MappingProxyType(panes),
             log=self._log(store, request.log) if request.log else None,
             text=request.text,
+            queues=tuple(queue_row(q) for q in queues),
         )
 
     def _workers(self, store: Store, now: float, timeout: float) -> WorkersView:

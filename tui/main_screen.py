@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -21,6 +22,20 @@ from .snapshot import PANE_TITLES, PANES, Snapshot, header_counts
 SEPARATOR = "  ·  "
 COUNT_STYLES = {"pending": "bold", "retrying": "yellow", "running": "bold green",
                 "completed": "green", "dead": "bold red"}
+PAUSED_STYLE = "bold black on yellow"
+QUEUE_TITLE = 24  # characters of a queue's name in the header
+
+
+def paused_label(names: list[str], room: int) -> str:
+    """`paused: a, b` for the header, in at most `room` cells when it can be: the names that
+    fit, then how many more (`paused: a, b +3`), else only the number (`3 queues paused`)."""
+    names = [one_line(name, QUEUE_TITLE) for name in names]
+    for shown in range(len(names), 0, -1):
+        more = len(names) - shown
+        label = "paused: " + ", ".join(names[:shown]) + (f" +{more}" if more else "")
+        if cell_len(label) <= room:
+            return label
+    return f"{len(names)} queue{'s' if len(names) != 1 else ''} paused"
 
 
 class StatusBar(Static):
@@ -43,14 +58,15 @@ class StatusBar(Static):
         width = self.size.width or 200
         lines = []
         for build in (self._counts, self._second):
-            line = build(SEPARATOR)
+            line = build(SEPARATOR, width)
             if line.cell_len > width:
-                line = build(SEPARATOR.strip().center(3))
+                line = build(SEPARATOR.strip().center(3), width)
             line.truncate(width, overflow="ellipsis")
             lines.append(line)
         self.update(Text("\n").join(lines))
 
-    def _counts(self, gap: str) -> Text:
+    def _counts(self, gap: str, width: int) -> Text:
+        """The jobs per state, then the paused queues in what room is left."""
         snap = self._shown[0]
         text = Text(" ", no_wrap=True)
         if snap is None:
@@ -61,9 +77,13 @@ class StatusBar(Static):
                 text.append(gap, "dim")
             text.append(f"{number:,}", COUNT_STYLES[label] if number else "dim")
             text.append(f" {label}", "" if number else "dim")
+        paused = snap.paused_queues
+        if paused:
+            text.append(gap, "dim")
+            text.append(paused_label(paused, width - text.cell_len - 1), PAUSED_STYLE)
         return text
 
-    def _second(self, gap: str) -> Text:
+    def _second(self, gap: str, width: int) -> Text:
         snap, error, store_text, watch_problem = self._shown
         text = Text(" ", no_wrap=True)
         if snap is not None:
@@ -77,7 +97,7 @@ class StatusBar(Static):
                 text.append(f" ({w.busy} busy)", "dim")
                 text.append(f" + {w.external} external", "dim" if not w.external else "")
                 if w.paused:
-                    text.append("  PAUSED", "bold black on yellow")
+                    text.append("  PAUSED", PAUSED_STYLE)
             text.append(gap, "dim")
             text.append(format_rate(snap.rate), "bold")
             text.append(" finished ", "dim")
