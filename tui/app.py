@@ -22,6 +22,7 @@ from queuectl.store.base import Store
 from .action_store import ActionStore
 from .commands import palette
 from .dialogs import ConfirmScreen
+from .filters import parse_filter, with_queue
 from .help import HelpScreen
 from .job_actions import JobActions
 from .live import StoreWatcher
@@ -31,6 +32,7 @@ from .main_screen import MainScreen
 from .messages import (Notice, PoolChanged, RefreshDone, RefreshFailed, SnapshotReady,
                        StoreChanged, WatchFailed, plural)
 from .pool_control import PoolControl, PoolLike
+from .queue_view import QueueScreen
 from .snapshot import PANE_LIMIT, Request, Snapshot
 
 MIN_GAP = 0.1  # seconds between refresh starts: at most ~10 refreshes per second
@@ -56,7 +58,7 @@ class QueueApp(JobActions, App):
         self.actions = ActionStore(store_factory)
         self.snapshot: Snapshot | None = None
         self.applied = 0  # snapshots applied (tests wait on it)
-        self.filter_text: str | None = None
+        self.filter_text: str | None = None  # the filter bar's text (filters.py)
         self.error: str | None = None  # why the last refresh failed
         self.watch_problem: str | None = None  # why the store is not watched
         self._watcher: StoreWatcher | None = None
@@ -132,7 +134,8 @@ class QueueApp(JobActions, App):
         self._last_start = time.monotonic()
         self._seq += 1
         log = next((s.request() for s in self.screen_stack if isinstance(s, LogScreen)), None)
-        self._refresh(Request(self._seq, self.filter_text, self.pane_limit, log))
+        wanted = parse_filter(self.filter_text)
+        self._refresh(Request(self._seq, wanted.text, self.pane_limit, log, wanted.queue))
 
     def _timer_fired(self) -> None:
         self._pending_timer = None
@@ -165,6 +168,9 @@ class QueueApp(JobActions, App):
             for screen in self.screen_stack:
                 if isinstance(screen, LogScreen):
                     screen.apply(snap.log, snap.taken_at)
+        for screen in self.screen_stack:
+            if isinstance(screen, QueueScreen):
+                screen.apply(snap)
         self.applied += 1
 
     def on_refresh_failed(self, message: RefreshFailed) -> None:
@@ -181,6 +187,16 @@ class QueueApp(JobActions, App):
         self.filter_text = text.strip() or None
         self.refresh_bindings()
         self.request_refresh()
+
+    def filter_queue(self, name: str) -> None:
+        """Back to the panes, filtered to queue `name` (and the text already in the filter)."""
+        self._to_main()
+        self.main.show_filter(with_queue(self.filter_text, name))
+
+    def action_show_queues(self) -> None:
+        if not isinstance(self.screen, QueueScreen):
+            self._to_main()
+            self.push_screen(QueueScreen())
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

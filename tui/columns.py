@@ -1,4 +1,4 @@
-"""The columns of each pane, and which of them fit a pane of a given width.
+"""The columns of each pane (and of the queue view), and which of them fit a given width.
 
 A pane always shows a job's id, its state (when it runs, how long it has run, when it
 finished, why it died) and its command; the lesser columns are dropped, least useful first,
@@ -41,14 +41,28 @@ COLUMNS: Mapping[str, tuple[Column, ...]] = MappingProxyType({
              Column("error", "last error", 11, flex=2), _COMMAND),
 })
 
+# The queue view's columns (queue_view.py): the name, its limit and state, its jobs per state.
+QUEUE_COLUMNS: tuple[Column, ...] = (
+    Column("name", "queue", 16, narrow=10), Column("limit", "limit", 9, narrow=5),
+    Column("state", "state", 11), Column("waiting", "waiting", 7, keep=3),
+    Column("running", "running", 7), Column("completed", "completed", 9, keep=2),
+    Column("dead", "dead", 5, keep=3), Column("defaults", "defaults", 8, keep=1, flex=1),
+)
+
 
 def fit(pane: str, width: int, padding: int = 1) -> tuple[tuple[Column, int], ...]:
-    """The columns of `pane` to show in `width` cells, with their widths, in display order.
+    """The columns of `pane` to show in `width` cells, with their widths (see `fit_columns`)."""
+    return fit_columns(COLUMNS[pane], width, padding)
+
+
+def fit_columns(all_columns: tuple[Column, ...], width: int,
+                padding: int = 1) -> tuple[tuple[Column, int], ...]:
+    """The columns of `all_columns` to show in `width` cells, with their widths, in display order.
 
     Each column also takes `padding` cells on both sides. When even the kept columns at their
     narrow widths do not fit, they are all returned at those widths (the pane crops them).
     """
-    columns = list(COLUMNS[pane])
+    columns = list(all_columns)
     narrow = False
 
     def size(column: Column) -> int:

@@ -23,7 +23,7 @@ SEPARATOR = "  ·  "
 COUNT_STYLES = {"pending": "bold", "retrying": "yellow", "running": "bold green",
                 "completed": "green", "dead": "bold red"}
 PAUSED_STYLE = "bold black on yellow"
-QUEUE_TITLE = 24  # characters of a queue's name in the header
+QUEUE_TITLE = 24  # characters of a queue's name in a pane's title or the header
 
 
 def paused_label(names: list[str], room: int) -> str:
@@ -148,6 +148,8 @@ class MainScreen(Screen):
         Binding("c", "app.cancel_job", "Cancel"),
         Binding("n", "new_job", "New", priority=True),
         Binding("slash", "filter", "Filter", priority=True),
+        Binding("Q", "queues(True)", "Queues"),  # in the footer where it has the room
+        Binding("Q", "queues(False)", "Queues", show=False),
         Binding("plus", "app.scale(1)", "+worker", show=False),
         Binding("minus", "app.scale(-1)", "-worker", show=False),
         Binding("p", "app.pause_pool", "Pause"),
@@ -158,13 +160,19 @@ class MainScreen(Screen):
     ]
 
     TYPED_IN_FILTER = frozenset({"pane", "new_job", "filter"})
+    QUEUES_IN_FOOTER = 70  # the least width whose footer has room for "Q Queues"
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in self.TYPED_IN_FILTER and isinstance(self.focused, Input):
             return False  # the key is text for the filter
         if action == "clear_filter":
             return self.app.filter_text is not None
+        if action == "queues":  # one of its two bindings, shown or not
+            return parameters[0] == (self.size.width >= self.QUEUES_IN_FOOTER)
         return True
+
+    def action_queues(self, shown: bool) -> None:
+        self.app.action_show_queues()
 
     def action_clear_filter(self) -> None:
         self.query_one(FilterInput).action_clear()
@@ -174,8 +182,8 @@ class MainScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
-        bar = FilterInput(placeholder="filter by id or command text", id="filter",
-                          classes="hidden")
+        bar = FilterInput(placeholder="filter by id or command text; queue:NAME for one queue",
+                          id="filter", classes="hidden")
         bar.border_subtitle = plain("esc clears")
         yield bar
         with Grid(id="panes"):
@@ -193,6 +201,7 @@ class MainScreen(Screen):
 
     def on_resize(self) -> None:
         fit_footer(self.query_one(Footer), self.size.width)
+        self.refresh_bindings()
 
     def _reapply(self) -> None:
         """Apply a snapshot that arrived before the tabs were mounted."""
@@ -222,7 +231,9 @@ class MainScreen(Screen):
             for index, name in enumerate(PANES, 1):
                 pane = snap.panes[name]
                 count = f"{len(pane.rows)}/{pane.total:,}" if snap.text else f"{pane.total:,}"
-                self.pane_box(name).border_title = plain(f"{index} {PANE_TITLES[name]} {count}")
+                queue = f" · queue {one_line(snap.queue, QUEUE_TITLE)}" if snap.queue else ""
+                self.pane_box(name).border_title = plain(
+                    f"{index} {PANE_TITLES[name]} {count}{queue}")
                 self.table(name).apply(pane)
         except NoMatches:  # the panes are still being mounted: apply once they are
             self.call_after_refresh(self._reapply)
@@ -263,6 +274,14 @@ class MainScreen(Screen):
         bar = self.query_one(FilterInput)
         bar.remove_class("hidden")
         self.set_focus(bar)
+
+    def show_filter(self, value: str) -> None:
+        """The filter bar showing `value` (applied at once), the focus on the panes."""
+        bar = self.query_one(FilterInput)
+        bar.value = value
+        bar.remove_class("hidden")
+        self.app.set_filter(value)  # now, not when the bar's Changed message arrives
+        self.set_focus(self.table())
 
     def close_filter(self) -> None:
         self.query_one(FilterInput).add_class("hidden")

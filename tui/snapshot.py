@@ -72,6 +72,7 @@ class Request:
     text: str | None = None
     limit: int = PANE_LIMIT
     log: LogRequest | None = None
+    queue: str | None = None  # only this queue's jobs: list_jobs(queue=...), in the store
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,7 @@ class Snapshot:
     log: LogData | None = None
     text: str | None = None
     queues: tuple[QueueRow, ...] = ()  # every queue, by name
+    queue: str | None = None  # the queue the panes are filtered to
 
     @property
     def paused_queues(self) -> list[str]:
