@@ -2,7 +2,9 @@
 
 `seed_demo` enqueues real commands for a running pool to work through. `seed_showcase` writes
 a fixed picture of every state (runs simulated through the Store API with a given `now`), so
-tests and screenshots are deterministic without running anything.
+tests and screenshots are deterministic without running anything. Both have the same named
+queues beside the default one: `encode` (at most 2 jobs at once), `gpu` (at most 4, each job
+on its slot: QUEUECTL_SLOT) and `deploy`, paused, its job waiting until it is resumed.
 """
 
 from __future__ import annotations
@@ -23,9 +25,19 @@ def _cwd(store: Store) -> str:
     return directory if os.path.isdir(directory) else tempfile.gettempdir()
 
 
+def seed_queues(store: Store, now: float) -> None:
+    """The named queues of the demo and the showcase (each pauses `deploy` once its jobs are
+    in)."""
+    store.set_queue("encode", now=now, concurrency=2, max_retries=5)
+    store.set_queue("gpu", now=now, concurrency=4, timeout=4 * 3600.0)
+    store.set_queue("deploy", now=now, max_retries=0)
+
+
 def seed_demo(store: Store, now: float) -> list[str]:
     """A realistic mix for a live pool: quick jobs, slow ones, one that fails its way into the
-    dead letter queue, a delayed one, one with colourful output and stderr."""
+    dead letter queue, a delayed one, one with colourful output and stderr; encodes two at a
+    time, training runs each on its GPU slot, and a deploy held by its paused queue."""
+    seed_queues(store, now)
     jobs = [NewJob(command=f"echo 'quick job {n}: hello'", id=f"quick-{n}") for n in range(1, 7)]
     jobs += [
         NewJob(command="sleep 5; echo 'slept 5s'", id="slow-5s"),
@@ -42,12 +54,22 @@ def seed_demo(store: Store, now: float) -> list[str]:
         NewJob(command="sleep 30", id="times-out", timeout=3, max_retries=1),
         NewJob(command="sleep 600", id="cancel-me"),
     ]
-    return store.enqueue(jobs, now=now, default_max_retries=3, default_cwd=_cwd(store))
+    jobs += [NewJob(command=f"echo \"encoding clip {n} (slot $QUEUECTL_SLOT)\"; sleep 4; "
+                            f"echo 'clip {n} encoded'", id=f"encode-clip-{n}", queue="encode")
+             for n in range(1, 5)]
+    jobs += [NewJob(command="echo \"training on GPU $QUEUECTL_SLOT\"; for e in 1 2 3 4 5; do "
+                            "echo \"epoch $e/5\"; sleep 1; done", id=f"train-{n}", queue="gpu")
+             for n in range(1, 4)]
+    jobs.append(NewJob(command="echo 'deploying web v2.4.1'", id="deploy-web", queue="deploy"))
+    ids = store.enqueue(jobs, now=now, default_max_retries=3, default_cwd=_cwd(store))
+    store.pause_queue("deploy")
+    return ids
 
 
 TRICKLE = (
     ("report", "echo 'building report {n}'; sleep 2; echo 'report {n} done'", {}),
-    ("thumbs", "for i in 1 2 3; do echo \"thumbnail $i of batch {n}\"; sleep 0.5; done", {}),
+    ("thumbs", "for i in 1 2 3; do echo \"thumbnail $i of batch {n}\"; sleep 0.5; done",
+     {"queue": "encode"}),
     ("notify", "echo 'notified user {n}'", {}),
     ("sync", "echo 'syncing {n}'; [ $(({n} % 3)) -ne 0 ] || {{ echo 'remote hung up' >&2; exit 1; }}",
      {"max_retries": 1}),
@@ -55,8 +77,9 @@ TRICKLE = (
 
 
 def trickle_job(n: int) -> NewJob:
-    """The n-th job of the demo's steady trickle: reports, thumbnails, notifications, and a sync
-    that fails now and then (retried once, so some land in the DLQ)."""
+    """The n-th job of the demo's steady trickle: reports, thumbnails (in `encode`),
+    notifications, and a sync that fails now and then (retried once, so some land in the
+    DLQ)."""
     name, command, extra = TRICKLE[n % len(TRICKLE)]
     return NewJob(command=command.format(n=n), id=f"{name}-{n}", **extra)
 
@@ -79,7 +102,10 @@ def _one(store: Store, now: float, job: NewJob) -> str:
 
 
 def seed_showcase(store: Store, now: float) -> None:
-    """Jobs in every state as of `now`, with output, two workers, and a DLQ walk."""
+    """Jobs in every state as of `now`, with output, two workers, a DLQ walk, and the named
+    queues (a training run on its GPU slot, encodes waiting, a deploy held by its paused
+    queue)."""
+    seed_queues(store, now - 600)
     w1, w2 = "w-3f9a1c", "w-7b2e04"
     store.register_worker(w1, 4101, "build-01", now - 600)
     store.register_worker(w2, 4102, "build-01", now - 600)
@@ -96,13 +122,14 @@ def seed_showcase(store: Store, now: float) -> None:
           (STDERR, b"a warning on stderr\n"), (STDOUT, b"[bold]markup stays literal[/bold]\n")]),
     ]
     for job_id, command, took, output in completed:
-        _one(store, t, NewJob(command=command, id=job_id))
+        queue = "encode" if job_id.startswith("thumbs-") else None
+        _one(store, t, NewJob(command=command, id=job_id, queue=queue))
         _simulate(store, job_id, w1, t, t + took, output)
         t += took + 3
     # A job that fails each attempt until it lands in the dead letter queue.
     start = now - 200
     _one(store, start, NewJob(command="sh -c 'echo trying; exit 3'", id="flaky-deploy",
-                              max_retries=2))
+                              max_retries=2, queue="deploy"))
     for attempt, wait in enumerate((1.0, 2.0, None), 1):
         _simulate(store, "flaky-deploy", w2, start, start + 0.4,
                   [(STDOUT, b"trying\n"),
@@ -126,7 +153,7 @@ def seed_showcase(store: Store, now: float) -> None:
                   exit_code=1, error="exit code 1")
     # Running right now, with output so far.
     _one(store, now - 75, NewJob(command="python train.py --epochs 20", id="train-model",
-                                 priority=5))
+                                 priority=5, queue="gpu"))
     _simulate(store, "train-model", w1, now - 72, None,
               [(STDOUT, "".join(f"epoch {e}/20  loss={1.0 / e:.4f}\n" for e in range(1, 8))
                 .encode())])
@@ -134,15 +161,19 @@ def seed_showcase(store: Store, now: float) -> None:
     _simulate(store, "sync-media", w2, now - 11, None,
               [(STDOUT, b"sending incremental file list\n"), (STDERR, b"skipping socket\n")])
     # Waiting: ready ones in priority order, and delayed ones.
-    for n, (job_id, command, priority) in enumerate((
-            ("resize-0414", "python make_thumbs.py --batch 414", 0),
-            ("resize-0415", "python make_thumbs.py --batch 415", 0),
-            ("invoice-run", "./bin/invoices --month 2024-04", 10),
-            ("cleanup-tmp", "find /tmp/app -mtime +7 -delete", -5))):
-        _one(store, now - 30 + n, NewJob(command=command, id=job_id, priority=priority))
+    for n, (job_id, command, priority, queue) in enumerate((
+            ("resize-0414", "python make_thumbs.py --batch 414", 0, "encode"),
+            ("resize-0415", "python make_thumbs.py --batch 415", 0, "encode"),
+            ("invoice-run", "./bin/invoices --month 2024-04", 10, None),
+            ("cleanup-tmp", "find /tmp/app -mtime +7 -delete", -5, None))):
+        _one(store, now - 30 + n, NewJob(command=command, id=job_id, priority=priority,
+                                         queue=queue))
+    _one(store, now - 8, NewJob(command="./deploy.sh web --tag v2.4.1", id="release-web",
+                                queue="deploy"))
     _one(store, now - 5, NewJob(command="./bin/report --weekly", id="weekly-report",
                                 delay=3600 + 5))
     _one(store, now - 2, NewJob(command="echo 'I waited 20 seconds to run'", id="delayed-20s",
                                 delay=22))
+    store.pause_queue("deploy")
     store.heartbeat(w1, now - 1)
     store.heartbeat(w2, now - 2)

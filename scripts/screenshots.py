@@ -3,8 +3,9 @@
     python scripts/screenshots.py [--out screenshots] [--size 160x45]
 
 The store is the tests' showcase plus a busy day's worth of jobs (so every pane is full at
-160x45), written through the Store API at a fixed time; the main screen is also shot at 80x24,
-and the log viewer follows a long live output.
+160x45), written through the Store API at a fixed time, with its named queues busy too (encodes
+at their limit of 2, training runs on their GPU slots, a paused deploy); the main screen is also
+shot at 80x24, the log viewer follows a long live output, and the queue view has its own shot.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from queuectl.store.base import Outcome, RetryPolicy
 from queuectl.store.sqlite import SQLiteStore
 from queuectl_tui.app import make_app
 from queuectl_tui.logviewer import LogScreen, OutputView
+from queuectl_tui.queue_view import QueueScreen
 
 NOW = 1_700_000_000.0
 STORE_TEXT = "~/.local/share/queuectl/queuectl.db"
@@ -32,6 +34,8 @@ OWN = tuple(f"w-{n:02d}a{n * 7919 % 4096:03x}" for n in range(1, 13))  # the con
 EXTERNAL = ("w-ext1", "w-ext2", "w-ext3", "w-ext4")
 POLICY = RetryPolicy(base=2.0, cap=3600.0, jitter=0.0)
 LIVE = "nightly-etl"  # the running job whose output the log viewer follows
+LIVE_OUTPUT = {"encode": b"frame=  812 fps= 48\n", "gpu": b"epoch 3/10  loss=0.4127\n",
+               "default": b"uploaded 1.2 GiB of 3.0 GiB\n"}
 
 
 class FakePool:
@@ -87,7 +91,8 @@ def seed_busy(store: SQLiteStore, now: float) -> None:
 
     for n in range(1, 25):  # completed, newest last
         job_id = add(NewJob(command=f"python make_thumbs.py --batch {500 + n}",
-                            id=f"thumbs-{500 + n}", priority=100), now - 250 + n * 10)
+                            id=f"thumbs-{500 + n}", priority=100, queue="encode"),
+                     now - 250 + n * 10)
         job = store.claim(OWN[n % len(OWN)], now=now - 250 + n * 10, lease=15)
         assert job.id == job_id
         store.finish(job, Outcome(ok=True, exit_code=0), now=now - 245 + n * 10, policy=POLICY,
@@ -104,11 +109,16 @@ def seed_busy(store: SQLiteStore, now: float) -> None:
                      now=now - 298 + n * 5, policy=POLICY)
     running = [NewJob(command="./etl/run --nightly --all-tables", id=LIVE, priority=9)]
     running += [NewJob(command=f"ffmpeg -i raw/{n:03d}.mov -c:v libx264 out/{n:03d}.mp4",
-                       id=f"encode-{n:03d}", priority=8) for n in range(1, 15)]
-    for n, job in enumerate(running):
+                       id=f"encode-{n:03d}", priority=8, queue="encode") for n in range(1, 7)]
+    running += [NewJob(command=f"python train.py --fold {n} --device cuda:$QUEUECTL_SLOT",
+                       id=f"train-fold-{n}", priority=8, queue="gpu") for n in range(1, 4)]
+    running += [NewJob(command=f"./bin/backup --shard {n:02d} --to s3://backups/",
+                       id=f"backup-{n:02d}", priority=8) for n in range(1, 10)]
+    for job in running:
         add(job, now - 200)
+    for n in range(15):  # encode runs 2 at a time: 4 of its jobs wait for a free slot
         claimed = store.claim((OWN + EXTERNAL)[n], now=now - 190 + n * 9, lease=1e9)
-        output = _etl_output() if claimed.id == LIVE else [(1, b"frame=  812 fps= 48\n")]
+        output = _etl_output() if claimed.id == LIVE else [(1, LIVE_OUTPUT[claimed.queue])]
         store.renew(claimed, now=now - 1, lease=1e9, head=output)
     for n in range(1, 17):  # waiting: ready ones, then delayed ones
         delay = 0 if n < 11 else 600 * n
@@ -162,6 +172,12 @@ async def shoot(path: str, out: str, size: tuple[int, int]) -> list[str]:
         app.screen.query_one("#field-delay").value = "5m"
         await pilot.pause()
         save("new-job")
+        await pilot.press("escape", "Q")
+        await _until(pilot, lambda: isinstance(app.screen, QueueScreen)
+                     and app.screen.table.row_count == 4)
+        await pilot.press("down", "down", "down")  # gpu
+        await pilot.pause(0.2)
+        save("queues")
     app = _app(path)
     async with app.run_test(size=(80, 24)) as pilot:
         await _until(pilot, lambda: app.applied >= 1)

@@ -46,8 +46,9 @@ async def test_main_screen_shows_every_pane(path):
     app = build_app(path, FakePool())
     async with app.run_test(size=(160, 40)) as pilot:  # wide enough for every column
         await ready(pilot, app)
-        assert row_keys(app, "pending") == ["invoice-run", "resize-0414", "resize-0415", "sync-eu",
-                                            "delayed-20s", "weekly-report", "cleanup-tmp"]
+        assert row_keys(app, "pending") == ["invoice-run", "resize-0414", "resize-0415",
+                                            "release-web", "sync-eu", "delayed-20s",
+                                            "weekly-report", "cleanup-tmp"]
         assert set(row_keys(app, "running")) == {"train-model", "sync-media"}
         assert row_keys(app, "completed")[0] == "colourful"
         assert set(row_keys(app, "dead")) == {"flaky-deploy", "webhook-17", "stuck-export"}
@@ -56,9 +57,12 @@ async def test_main_screen_shows_every_pane(path):
         assert str(pending.get_cell("delayed-20s", "when")) == "in 20s"
         assert str(app.main.table("dead").get_cell("flaky-deploy", "tries")) == "3/3"
         status = str(app.main.query_one(StatusBar).render())
-        assert "6 pending" in status and "1 retrying" in status and "3 dead" in status
+        assert "7 pending" in status and "1 retrying" in status and "3 dead" in status
         assert "1/2 own" in status and "1 external" in status
-        assert "Pending 7" in str(app.main.pane_box("pending").border_title)
+        assert "Pending 8" in str(app.main.pane_box("pending").border_title)
+        assert "paused: deploy" in status
+        assert str(app.main.table("running").get_cell("train-model", "queue")) == "gpu#0"
+        assert str(pending.get_cell("resize-0414", "queue")) == "encode"
 
 
 @sync
@@ -69,7 +73,7 @@ async def test_unchanged_snapshot_touches_no_rows(path):
         table, data = app.main.table("pending"), app.snapshot.panes["pending"]
         assert table.apply(data) == 0
         rows = list(data.rows)
-        rows[1] = type(rows[1])(rows[1].key, rows[1].cells[:2] + ("in 9s",) + rows[1].cells[3:])
+        rows[1] = type(rows[1])(rows[1].key, rows[1].cells[:3] + ("in 9s",) + rows[1].cells[4:])
         assert table.apply(type(data)(data.name, data.total, tuple(rows))) == 1
         assert str(table.get_cell(rows[1].key, "when")) == "in 9s"
         reordered = (data.rows[-1],) + data.rows[:-1]
@@ -221,9 +225,9 @@ async def test_slash_filters_every_pane(path):
         await wait_for(pilot, lambda: row_keys(app, "pending") == ["resize-0414", "resize-0415"])
         await wait_for(pilot, lambda: row_keys(app, "completed") == ["thumbs-0413"])
         assert row_keys(app, "dead") == []
-        assert "Pending 2/7" in str(app.main.pane_box("pending").border_title)
+        assert "Pending 2/8" in str(app.main.pane_box("pending").border_title)
         await pilot.press("escape")
-        await wait_for(pilot, lambda: len(row_keys(app, "pending")) == 7)
+        await wait_for(pilot, lambda: len(row_keys(app, "pending")) == 8)
         assert app.focused is app.main.table("pending")
 
 
@@ -314,7 +318,7 @@ async def test_store_errors_notify_and_recover(path):
         assert any("locked" in n.message for n in app._notifications)
         failing["on"] = False
         await wait_for(pilot, lambda: app.applied >= 1 and app.error is None)
-        assert len(row_keys(app, "pending")) == 7
+        assert len(row_keys(app, "pending")) == 8
 
 
 @sync

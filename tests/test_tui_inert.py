@@ -8,8 +8,6 @@ literally: no MarkupError, no bold, no clickable action.
 from __future__ import annotations
 
 import pytest
-from textual.widgets._toast import Toast
-
 from queuectl.errors import StoreBusy
 from queuectl.models import NewJob
 from queuectl.store.base import Outcome, RetryPolicy
@@ -17,7 +15,8 @@ from queuectl_tui.dialogs import ConfirmScreen, NewJobScreen
 from queuectl_tui.logviewer import LogScreen
 from queuectl_tui.main_screen import StatusBar
 
-from test_tui_support import NOW, build_app, open_store, ready, sync, wait_for
+from test_tui_support import (NOW, assert_inert, build_app, open_store, ready, sync,
+                              toast_with, wait_for)
 
 SIZE = (120, 34)
 HOSTILE_IDS = ("[/x]", "[b]SPOOF[/b]", "[@click=app.quit]x[/]")
@@ -40,29 +39,6 @@ def hostile_store(tmp_path, state: str) -> str:
                          now=NOW, policy=POLICY, head=[(1, b"[b]out[/b]\n")])
     store.close()
     return path
-
-
-def toasts(app) -> list:
-    """The rendered content of every toast on screen."""
-    return [toast.render() for toast in app.screen.query(Toast)]
-
-
-def assert_inert(content, literal: str) -> None:
-    """`literal` is in `content` as it is, with no style or action of its own (the only styled
-    part of a toast is its title)."""
-    start = content.plain.find(literal)
-    assert start >= 0, content.plain
-    for span in content.spans:
-        assert "@click" not in str(span.style)
-        assert span.end <= start or span.start >= start + len(literal), span
-
-
-async def toast_with(pilot, app, literal: str):
-    await wait_for(pilot, lambda: any(literal in c.plain for c in toasts(app)),
-                   what=f"a toast with {literal!r}")
-    content = next(c for c in toasts(app) if literal in c.plain)
-    assert_inert(content, literal)
-    return content
 
 
 def select(app, pane: str, job_id: str) -> None:

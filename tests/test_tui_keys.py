@@ -45,7 +45,7 @@ async def test_escape_on_the_panes_clears_an_active_filter(tmp_path):
         assert app.focused is app.main.table("pending")
         assert "esc clears" in str(app.main.query_one("#filter").border_subtitle)
         await pilot.press("escape")
-        await wait_for(pilot, lambda: len(row_keys(app, "pending")) == 7, what="every row back")
+        await wait_for(pilot, lambda: len(row_keys(app, "pending")) == 8, what="every row back")
         assert app.filter_text is None and app.main.query_one("#filter").value == ""
         assert "hidden" in app.main.query_one("#filter").classes
 

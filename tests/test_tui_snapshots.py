@@ -7,6 +7,7 @@ import pytest
 from queuectl_tui.dialogs import ConfirmScreen, NewJobScreen
 from queuectl_tui.help import HelpScreen
 from queuectl_tui.logviewer import LogScreen, OutputView
+from queuectl_tui.queue_view import QueueScreen
 
 from test_tui_support import FakePool, build_app, ready, seeded_path, wait_for
 
@@ -73,6 +74,18 @@ def test_help_screen(snap_compare, app):
         await ready(pilot, app)
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_queue_view(snap_compare, app):
+    async def run_before(pilot):
+        await ready(pilot, app)
+        await pilot.press("Q")
+        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen)
+                       and app.screen.table.row_count == 4)
+        await pilot.press("down", "down")  # encode
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

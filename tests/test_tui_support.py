@@ -1,4 +1,5 @@
-"""Helpers for the console tests: a seeded store, a fake pool, an app factory, waiting."""
+"""Helpers for the console tests: a seeded store, a fake pool, an app factory, waiting, and
+checking that toasts show untrusted text inertly."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import functools
 import time
 from pathlib import Path
 from typing import Callable
+
+from textual.widgets._toast import Toast
 
 from queuectl.store.sqlite import SQLiteStore
 from queuectl_tui.app import QueueApp, make_app
@@ -112,3 +115,26 @@ def sync(test):
     def wrapper(*args, **kwargs):
         asyncio.run(test(*args, **kwargs))
     return wrapper
+
+
+def toasts(app) -> list:
+    """The rendered content of every toast on screen."""
+    return [toast.render() for toast in app.screen.query(Toast)]
+
+
+def assert_inert(content, literal: str) -> None:
+    """`literal` is in `content` as it is, with no style or action of its own (the only styled
+    part of a toast is its title)."""
+    start = content.plain.find(literal)
+    assert start >= 0, content.plain
+    for span in content.spans:
+        assert "@click" not in str(span.style)
+        assert span.end <= start or span.start >= start + len(literal), span
+
+
+async def toast_with(pilot, app, literal: str):
+    await wait_for(pilot, lambda: any(literal in c.plain for c in toasts(app)),
+                   what=f"a toast with {literal!r}")
+    content = next(c for c in toasts(app) if literal in c.plain)
+    assert_inert(content, literal)
+    return content

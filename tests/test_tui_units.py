@@ -30,17 +30,23 @@ def job(**changes) -> Job:
 
 
 @pytest.mark.parametrize("changes, pane, cell, expected", [
-    ({}, "pending", 2, "ready"),
-    ({"run_at": NOW + 20}, "pending", 2, "in 20s"),
-    ({"state": JobState.FAILED, "run_at": NOW + 3, "tries": 1}, "pending", 2, "retry in 3s"),
-    ({"state": JobState.FAILED, "run_at": NOW - 1, "tries": 1}, "pending", 3, "1/3"),
-    ({"state": JobState.RUNNING, "started_at": NOW - 65, "worker_id": "w-1"}, "running", 1,
+    ({}, "pending", 3, "ready"),
+    ({"run_at": NOW + 20}, "pending", 3, "in 20s"),
+    ({"state": JobState.FAILED, "run_at": NOW + 3, "tries": 1}, "pending", 3, "retry in 3s"),
+    ({"state": JobState.FAILED, "run_at": NOW - 1, "tries": 1}, "pending", 4, "1/3"),
+    ({"state": JobState.RUNNING, "started_at": NOW - 65, "worker_id": "w-1"}, "running", 2,
      "1m05s"),
     ({"state": JobState.COMPLETED, "started_at": NOW - 9, "finished_at": NOW - 4.5,
-      "exit_code": 0}, "completed", 1, "4.5s"),
+      "exit_code": 0}, "completed", 2, "4.5s"),
     ({"state": JobState.DEAD, "last_error": "exit code 3\nand more", "finished_at": NOW - 60},
-     "dead", 3, "exit code 3⏎and more"),
-    ({"command": "printf '\x1b[2J' [bold]"}, "pending", 4, "printf '^[[2J' [bold]"),
+     "dead", 4, "exit code 3⏎and more"),
+    ({"command": "printf '\x1b[2J' [bold]"}, "pending", 5, "printf '^[[2J' [bold]"),
+    ({}, "pending", 1, "default"),
+    ({"queue": "[b]gpu[/b]"}, "dead", 1, "[b]gpu[/b]"),
+    ({"state": JobState.RUNNING, "started_at": NOW - 1, "queue": "gpu", "slot": 2}, "running",
+     1, "gpu#2"),
+    ({"state": JobState.RUNNING, "started_at": NOW - 1, "queue": "encode"}, "running", 1,
+     "encode"),
 ])
 def test_job_rows(changes, pane, cell, expected):
     assert job_row(pane, job(**changes), NOW).cells[cell] == expected

@@ -15,16 +15,16 @@ from textual import work
 from textual.app import App, SystemCommand
 from textual.screen import Screen
 
-from queuectl.config import settings_of
 from queuectl.errors import QueueError
-from queuectl.models import NewJob
 from queuectl.sanitize import one_line
 from queuectl.store.base import Store
 
 from .action_store import ActionStore
 from .commands import palette
-from .dialogs import ConfirmScreen, NewJobScreen
+from .dialogs import ConfirmScreen
+from .filters import parse_filter, with_queue
 from .help import HelpScreen
+from .job_actions import JobActions
 from .live import StoreWatcher
 from .loader import Loader
 from .logviewer import LogScreen
@@ -32,6 +32,7 @@ from .main_screen import MainScreen
 from .messages import (Notice, PoolChanged, RefreshDone, RefreshFailed, SnapshotReady,
                        StoreChanged, WatchFailed, plural)
 from .pool_control import PoolControl, PoolLike
+from .queue_view import QueueScreen
 from .snapshot import PANE_LIMIT, Request, Snapshot
 
 MIN_GAP = 0.1  # seconds between refresh starts: at most ~10 refreshes per second
@@ -39,7 +40,7 @@ MIN_GAP = 0.1  # seconds between refresh starts: at most ~10 refreshes per secon
 __all__ = ["QueueApp", "make_app", "PoolLike"]
 
 
-class QueueApp(App):
+class QueueApp(JobActions, App):
     CSS_PATH = "queuectl.tcss"
     TITLE = "queuectl"
 
@@ -57,7 +58,7 @@ class QueueApp(App):
         self.actions = ActionStore(store_factory)
         self.snapshot: Snapshot | None = None
         self.applied = 0  # snapshots applied (tests wait on it)
-        self.filter_text: str | None = None
+        self.filter_text: str | None = None  # the filter bar's text (filters.py)
         self.error: str | None = None  # why the last refresh failed
         self.watch_problem: str | None = None  # why the store is not watched
         self._watcher: StoreWatcher | None = None
@@ -133,7 +134,8 @@ class QueueApp(App):
         self._last_start = time.monotonic()
         self._seq += 1
         log = next((s.request() for s in self.screen_stack if isinstance(s, LogScreen)), None)
-        self._refresh(Request(self._seq, self.filter_text, self.pane_limit, log))
+        wanted = parse_filter(self.filter_text)
+        self._refresh(Request(self._seq, wanted.text, self.pane_limit, log, wanted.queue))
 
     def _timer_fired(self) -> None:
         self._pending_timer = None
@@ -166,6 +168,9 @@ class QueueApp(App):
             for screen in self.screen_stack:
                 if isinstance(screen, LogScreen):
                     screen.apply(snap.log, snap.taken_at)
+        for screen in self.screen_stack:
+            if isinstance(screen, QueueScreen):
+                screen.apply(snap)
         self.applied += 1
 
     def on_refresh_failed(self, message: RefreshFailed) -> None:
@@ -183,90 +188,15 @@ class QueueApp(App):
         self.refresh_bindings()
         self.request_refresh()
 
-    # -- job actions (the store, off the UI thread)
-    @work(thread=True, group="actions")
-    def store_action(self, fn: Callable[[Store, float], str]) -> None:
-        try:
-            text = self.actions.run(lambda store: fn(store, self.now(store)))
-        except QueueError as exc:
-            self.post_message(Notice(str(exc), "error"))
-        else:
-            self.post_message(Notice(str(text)))
-        self.post_message(StoreChanged())
+    def filter_queue(self, name: str) -> None:
+        """Back to the panes, filtered to queue `name` (and the text already in the filter)."""
+        self._to_main()
+        self.main.show_filter(with_queue(self.filter_text, name))
 
-    def enqueue_job(self, job: NewJob, cwd: str) -> str:
-        """Enqueue `job` (call from a thread worker: the form's)."""
-        def enqueue(store: Store) -> str:
-            settings = settings_of(store)
-            return store.enqueue([job], now=self.now(store), default_max_retries=settings.max_retries,
-                                 default_cwd=cwd)[0]
-        job_id = self.actions.run(enqueue)
-        self.post_message(StoreChanged())
-        return str(job_id)
-
-    def _target(self) -> tuple[str | None, str | None]:
-        """(pane or job state, job id) of the job the keys act on."""
-        if isinstance(self.screen, LogScreen):
-            data = self.screen.data
-            state = data.job.state.value if data and data.job else None
-            return ("pending" if state == "failed" else state), self.screen.job_id
-        return self.main.selected()
-
-    def open_log(self, job_id: str) -> None:
-        self.push_screen(LogScreen(job_id))
-
-    def action_retry_job(self) -> None:
-        pane, job_id = self._target()
-        if job_id is None:
-            self.notify("no job selected", severity="warning")
-            return
-        if pane != "dead":
-            self.notify("only dead jobs can be retried (press 4 for the Dead pane)",
-                        severity="warning")
-            return
-        self.store_action(lambda store, now: (
-            store.retry_dead([job_id], now=now), f"{one_line(job_id, 40)} is pending again")[1])
-
-    def action_retry_all(self) -> None:
-        dead = self.snapshot.panes["dead"].total if self.snapshot else 0
-        if not dead:
-            self.notify("the dead letter queue is empty")
-            return
-
-        def retry_all(store: Store, now: float) -> str:
-            return f"retried {plural(len(store.retry_dead(None, now=now)), 'dead job')}"
-
-        self.push_screen(ConfirmScreen(f"Retry all {plural(dead, 'dead job')}?",
-                                       "Each goes back to Pending with a fresh retry budget.",
-                                       yes="Retry all"),
-                         lambda yes: self.store_action(retry_all) if yes else None)
-
-    def action_cancel_job(self) -> None:
-        pane, job_id = self._target()
-        if job_id is None:
-            self.notify("no job selected", severity="warning")
-            return
-        if pane in ("completed", "dead"):
-            self.notify(f"that job is already {pane}; nothing to cancel", severity="warning")
-            return
-        detail = ("It is running: its command will be killed, then it goes to the Dead pane."
-                  if pane == "running" else "It goes to the Dead pane marked cancelled.")
-
-        def cancel(store: Store, now: float) -> str:
-            return "; ".join(f"{one_line(k, 40)} {v}"
-                             for k, v in store.cancel([job_id], now=now).items())
-
-        self.push_screen(ConfirmScreen(f"Cancel job {one_line(job_id, 60)}?", detail,
-                                       yes="Cancel job"),
-                         lambda yes: self.store_action(cancel) if yes else None)
-
-    def action_new_job(self) -> None:
-        def done(job_id: str | None) -> None:
-            if job_id:
-                self.notify(f"enqueued {one_line(job_id, 60)}")
-                self.request_refresh()
-
-        self.push_screen(NewJobScreen(self.enqueue_job), done)
+    def action_show_queues(self) -> None:
+        if not isinstance(self.screen, QueueScreen):
+            self._to_main()
+            self.push_screen(QueueScreen())
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

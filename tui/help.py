@@ -25,9 +25,10 @@ KEYS = (
     ("R", "retry every dead job (asks first)"),
     ("c", "cancel the selected job; a running one is killed (asks first)"),
     ("n", "new job"),
-    ("/", "filter the panes by id or command text"),
+    ("/", "filter by id or command text; queue:NAME for one queue"),
+    ("Q", "queues; there p pause, K pause+stop, r resume, enter filter"),
     ("+ / -", "add / remove a worker in this console's pool"),
-    ("p", "pause / resume this console's pool"),
+    ("p", "pause / resume this console's pool (not a queue: see Q)"),
     ("ctrl+p", "command palette: every action by name"),
     ("?", "this help"),
     ("q", "quit (asks first while the pool is running jobs)"),
@@ -37,7 +38,8 @@ NOTES = (
     f"Panes show the first {PANE_LIMIT} jobs of each state: waiting jobs in the order they will run, "
     "the others newest first. Yellow 'retry in …' rows failed and wait for their next attempt; "
     "cyan rows are delayed. Throughput is the number of jobs finished in the last minute "
-    "divided by 60, one bar per 10 s. Job output is shown as plain text: escape sequences "
+    "divided by 60, one bar per 10 s. A running job of a limited queue shows its slot "
+    "(gpu#2: QUEUECTL_SLOT=2). Job output is shown as plain text: escape sequences "
     "appear as ^[ and markup is not interpreted."
 )
 

@@ -13,7 +13,7 @@ from queuectl.store.base import Store
 from .pool_control import PoolLike
 from .rate import Rate
 from .snapshot import (PANE_STATES, PANES, LogData, LogRequest, PaneData, Request, Snapshot,
-                       WorkersView, job_row)
+                       WorkersView, job_row, queue_row)
 
 
 class Loader:
@@ -50,12 +50,17 @@ class Loader:
         settings = settings_of(store)
         status = store.status(now, worker_timeout=settings.lease * 2)
         self.rate.add(now, status.finished_last_minute)
+        queues = store.queues()
+        counts = status.counts  # the panes' totals: of the whole store, or of the queue asked for
+        if request.queue is not None:
+            counts = next((q.counts for q in queues if q.name == request.queue), {})
         panes = {}
         for name in PANES:
             states = PANE_STATES[name]
-            jobs = store.list_jobs(states, limit=request.limit, text=request.text or None)
+            jobs = store.list_jobs(states, limit=request.limit, text=request.text or None,
+                                   queue=request.queue)
             panes[name] = PaneData(
-                name=name, total=sum(status.counts.get(s, 0) for s in states),
+                name=name, total=sum(counts.get(s, 0) for s in states),
                 rows=tuple(job_row(name, job, now) for job in jobs))
         return Snapshot(
             seq=request.seq, taken_at=now,
@@ -65,6 +70,8 @@ class Loader:
             panes=MappingProxyType(panes),
             log=self._log(store, request.log) if request.log else None,
             text=request.text,
+            queues=tuple(queue_row(q) for q in queues),
+            queue=request.queue,
         )
 
     def _workers(self, store: Store, now: float, timeout: float) -> WorkersView:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -21,6 +22,20 @@ from .snapshot import PANE_TITLES, PANES, Snapshot, header_counts
 SEPARATOR = "  ·  "
 COUNT_STYLES = {"pending": "bold", "retrying": "yellow", "running": "bold green",
                 "completed": "green", "dead": "bold red"}
+PAUSED_STYLE = "bold black on yellow"
+QUEUE_TITLE = 24  # characters of a queue's name in a pane's title or the header
+
+
+def paused_label(names: list[str], room: int) -> str:
+    """`paused: a, b` for the header, in at most `room` cells when it can be: the names that
+    fit, then how many more (`paused: a, b +3`), else only the number (`3 queues paused`)."""
+    names = [one_line(name, QUEUE_TITLE) for name in names]
+    for shown in range(len(names), 0, -1):
+        more = len(names) - shown
+        label = "paused: " + ", ".join(names[:shown]) + (f" +{more}" if more else "")
+        if cell_len(label) <= room:
+            return label
+    return f"{len(names)} queue{'s' if len(names) != 1 else ''} paused"
 
 
 class StatusBar(Static):
@@ -43,14 +58,15 @@ class StatusBar(Static):
         width = self.size.width or 200
         lines = []
         for build in (self._counts, self._second):
-            line = build(SEPARATOR)
+            line = build(SEPARATOR, width)
             if line.cell_len > width:
-                line = build(SEPARATOR.strip().center(3))
+                line = build(SEPARATOR.strip().center(3), width)
             line.truncate(width, overflow="ellipsis")
             lines.append(line)
         self.update(Text("\n").join(lines))
 
-    def _counts(self, gap: str) -> Text:
+    def _counts(self, gap: str, width: int) -> Text:
+        """The jobs per state, then the paused queues in what room is left."""
         snap = self._shown[0]
         text = Text(" ", no_wrap=True)
         if snap is None:
@@ -61,9 +77,13 @@ class StatusBar(Static):
                 text.append(gap, "dim")
             text.append(f"{number:,}", COUNT_STYLES[label] if number else "dim")
             text.append(f" {label}", "" if number else "dim")
+        paused = snap.paused_queues
+        if paused:
+            text.append(gap, "dim")
+            text.append(paused_label(paused, width - text.cell_len - 1), PAUSED_STYLE)
         return text
 
-    def _second(self, gap: str) -> Text:
+    def _second(self, gap: str, width: int) -> Text:
         snap, error, store_text, watch_problem = self._shown
         text = Text(" ", no_wrap=True)
         if snap is not None:
@@ -77,7 +97,7 @@ class StatusBar(Static):
                 text.append(f" ({w.busy} busy)", "dim")
                 text.append(f" + {w.external} external", "dim" if not w.external else "")
                 if w.paused:
-                    text.append("  PAUSED", "bold black on yellow")
+                    text.append("  PAUSED", PAUSED_STYLE)
             text.append(gap, "dim")
             text.append(format_rate(snap.rate), "bold")
             text.append(" finished ", "dim")
@@ -128,6 +148,8 @@ class MainScreen(Screen):
         Binding("c", "app.cancel_job", "Cancel"),
         Binding("n", "new_job", "New", priority=True),
         Binding("slash", "filter", "Filter", priority=True),
+        Binding("Q", "queues(True)", "Queues"),  # in the footer where it has the room
+        Binding("Q", "queues(False)", "Queues", show=False),
         Binding("plus", "app.scale(1)", "+worker", show=False),
         Binding("minus", "app.scale(-1)", "-worker", show=False),
         Binding("p", "app.pause_pool", "Pause"),
@@ -138,13 +160,19 @@ class MainScreen(Screen):
     ]
 
     TYPED_IN_FILTER = frozenset({"pane", "new_job", "filter"})
+    QUEUES_IN_FOOTER = 70  # the least width whose footer has room for "Q Queues"
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in self.TYPED_IN_FILTER and isinstance(self.focused, Input):
             return False  # the key is text for the filter
         if action == "clear_filter":
             return self.app.filter_text is not None
+        if action == "queues":  # one of its two bindings, shown or not
+            return parameters[0] == (self.size.width >= self.QUEUES_IN_FOOTER)
         return True
+
+    def action_queues(self, shown: bool) -> None:
+        self.app.action_show_queues()
 
     def action_clear_filter(self) -> None:
         self.query_one(FilterInput).action_clear()
@@ -154,8 +182,8 @@ class MainScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
-        bar = FilterInput(placeholder="filter by id or command text", id="filter",
-                          classes="hidden")
+        bar = FilterInput(placeholder="filter by id or command text; queue:NAME for one queue",
+                          id="filter", classes="hidden")
         bar.border_subtitle = plain("esc clears")
         yield bar
         with Grid(id="panes"):
@@ -173,6 +201,7 @@ class MainScreen(Screen):
 
     def on_resize(self) -> None:
         fit_footer(self.query_one(Footer), self.size.width)
+        self.refresh_bindings()
 
     def _reapply(self) -> None:
         """Apply a snapshot that arrived before the tabs were mounted."""
@@ -202,7 +231,9 @@ class MainScreen(Screen):
             for index, name in enumerate(PANES, 1):
                 pane = snap.panes[name]
                 count = f"{len(pane.rows)}/{pane.total:,}" if snap.text else f"{pane.total:,}"
-                self.pane_box(name).border_title = plain(f"{index} {PANE_TITLES[name]} {count}")
+                queue = f" · queue {one_line(snap.queue, QUEUE_TITLE)}" if snap.queue else ""
+                self.pane_box(name).border_title = plain(
+                    f"{index} {PANE_TITLES[name]} {count}{queue}")
                 self.table(name).apply(pane)
         except NoMatches:  # the panes are still being mounted: apply once they are
             self.call_after_refresh(self._reapply)
@@ -243,6 +274,14 @@ class MainScreen(Screen):
         bar = self.query_one(FilterInput)
         bar.remove_class("hidden")
         self.set_focus(bar)
+
+    def show_filter(self, value: str) -> None:
+        """The filter bar showing `value` (applied at once), the focus on the panes."""
+        bar = self.query_one(FilterInput)
+        bar.value = value
+        bar.remove_class("hidden")
+        self.app.set_filter(value)  # now, not when the bar's Changed message arrives
+        self.set_focus(self.table())
 
     def close_filter(self) -> None:
         self.query_one(FilterInput).add_class("hidden")

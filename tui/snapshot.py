@@ -12,7 +12,7 @@ from typing import Mapping
 
 from queuectl.durations import format_duration, relative
 from queuectl.logview import Piece
-from queuectl.models import Job, JobState, Run
+from queuectl.models import Job, JobState, QueueInfo, Run
 from queuectl.sanitize import one_line
 
 PANES: tuple[str, ...] = ("pending", "running", "completed", "dead")
@@ -72,6 +72,7 @@ class Request:
     text: str | None = None
     limit: int = PANE_LIMIT
     log: LogRequest | None = None
+    queue: str | None = None  # only this queue's jobs: list_jobs(queue=...), in the store
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,26 @@ class WorkersView:
     busy: int = 0
     target: int | None = None  # the pool's size; None = watch-only console
     paused: bool = False
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """One queue as the queue view shows it: its name (the key the keys act on, raw), its
+    state, and the plain strings of columns.QUEUE_COLUMNS."""
+
+    name: str
+    paused: bool
+    kill: bool
+    running: int
+    cells: tuple[str, ...]
+
+    @property
+    def state(self) -> str:
+        return queue_state(self.paused, self.kill)
+
+
+def queue_state(paused: bool, kill: bool) -> str:
+    return ("paused+kill" if kill else "paused") if paused else "open"
 
 
 @dataclass(frozen=True)
@@ -94,6 +115,12 @@ class Snapshot:
     panes: Mapping[str, PaneData]
     log: LogData | None = None
     text: str | None = None
+    queues: tuple[QueueRow, ...] = ()  # every queue, by name
+    queue: str | None = None  # the queue the panes are filtered to
+
+    @property
+    def paused_queues(self) -> list[str]:
+        return [q.name for q in self.queues if q.paused]
 
 
 def _cell(text: str | None) -> str:
@@ -104,9 +131,14 @@ def _tries(job: Job) -> str:
     return f"{job.tries}/{job.max_retries + 1}"
 
 
+def _queue(job: Job) -> str:
+    """The job's queue; running in a limited queue, with its slot (`gpu#2`: QUEUECTL_SLOT=2)."""
+    return _cell(job.queue if job.slot is None else f"{job.queue}#{job.slot}")
+
+
 def job_row(pane: str, job: Job, now: float) -> Row:
     """The cells of `job` in `pane` at time `now`, in the order of columns.COLUMNS[pane]."""
-    jid, command = _cell(job.id), _cell(job.command)
+    jid, queue, command = _cell(job.id), _queue(job), _cell(job.command)
     if pane == "pending":
         if job.state is JobState.FAILED:
             due = job.run_at - now
@@ -116,18 +148,43 @@ def job_row(pane: str, job: Job, now: float) -> Row:
             when, tone = relative(job.run_at, now), "delayed"
         else:
             when, tone = "ready", ""
-        return Row(job.id, (jid, str(job.priority), when, _tries(job), command), tone)
+        return Row(job.id, (jid, queue, str(job.priority), when, _tries(job), command), tone)
     if pane == "running":
         elapsed = format_duration(now - job.started_at) if job.started_at else "-"
-        return Row(job.id, (jid, elapsed, _cell(job.worker_id or "-"), _tries(job), command))
+        return Row(job.id, (jid, queue, elapsed, _cell(job.worker_id or "-"), _tries(job),
+                            command))
     if pane == "completed":
         took = (format_duration(job.finished_at - job.started_at)
                 if job.finished_at and job.started_at else "-")
         exit_code = "-" if job.exit_code is None else str(job.exit_code)
-        return Row(job.id, (jid, took, relative(job.finished_at, now), exit_code, command))
+        return Row(job.id, (jid, queue, took, relative(job.finished_at, now), exit_code, command))
     died = relative(job.finished_at or job.updated_at, now)
     tone = "cancelled" if job.cancelled else ""
-    return Row(job.id, (jid, _tries(job), died, _cell(job.last_error or "-"), command), tone)
+    return Row(job.id, (jid, queue, _tries(job), died, _cell(job.last_error or "-"), command),
+               tone)
+
+
+def _defaults(queue: QueueInfo) -> str:
+    parts = []
+    if queue.priority is not None:
+        parts.append(f"priority {queue.priority}")
+    if queue.max_retries is not None:
+        parts.append(f"retries {queue.max_retries}")
+    if queue.timeout is not None:
+        parts.append(f"timeout {format_duration(queue.timeout)}")
+    if queue.backoff_base is not None:
+        parts.append(f"backoff {queue.backoff_base:g}")
+    return ", ".join(parts) or "-"
+
+
+def queue_row(queue: QueueInfo) -> QueueRow:
+    """`queue` as the queue view's cells, in the order of columns.QUEUE_COLUMNS."""
+    limit = "unlimited" if queue.concurrency is None else f"{queue.concurrency:,}"
+    counts = (queue.waiting, queue.running, queue.counts.get(JobState.COMPLETED, 0),
+              queue.counts.get(JobState.DEAD, 0))
+    cells = (_cell(queue.name), limit, queue_state(queue.paused, queue.kill),
+             *(f"{n:,}" for n in counts), _defaults(queue))
+    return QueueRow(queue.name, queue.paused, queue.kill, queue.running, cells)
 
 
 def header_counts(counts: Mapping[JobState, int]) -> list[tuple[str, int]]:
