@@ -99,6 +99,15 @@ def test_hostile_output_is_literal_in_a_real_terminal(tmp_path):
         subprocess.run(tmux + ["kill-server"], capture_output=True)
 
 
+def alive(pid: str) -> bool:
+    """A process that has not ended (a zombie no one has reaped yet has ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def test_closing_the_terminal_stops_the_pool_and_gives_jobs_back(tmp_path):
     """SIGHUP (the terminal closed) ends `queuectl ui`: its workers and their jobs are gone and
     the running job is back in the queue, uncounted."""
@@ -126,8 +135,10 @@ def test_closing_the_terminal_stops_the_pool_and_gives_jobs_back(tmp_path):
     finally:
         subprocess.run(tmux + ["kill-server"], capture_output=True)
     deadline = time.monotonic() + 20
-    while os.path.exists(f"/proc/{pid}") or show()["state"] != "pending":
-        assert time.monotonic() < deadline, "the console or its job outlived the terminal"
+    while alive(pid) or show()["state"] != "pending":
+        assert time.monotonic() < deadline, (
+            f"the console or its job outlived the terminal: console "
+            f"{'alive' if alive(pid) else 'gone'}, job {show()['state']}")
         time.sleep(0.1)
     job = show()
     assert job["tries"] == 0
