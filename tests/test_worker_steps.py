@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import threading
 import time
 
@@ -34,7 +35,9 @@ def store(tmp_path):
 
 def make_worker(store, clock, **overrides):
     settings = resolve(store.config_items(), environ={}, overrides=overrides)[0]
-    w = Worker(store, "w-test", settings=settings, clock=clock)
+    # An id of its own: a rescue on this host kills the job processes of the worker ids it
+    # rescues, so tests running side by side must not share one.
+    w = Worker(store, "w-" + secrets.token_hex(4), settings=settings, clock=clock)
     w.register(clock())
     return w
 
@@ -172,7 +175,7 @@ def test_a_stale_worker_cannot_record_over_a_rescue(store, tmp_path):
     clock = Clock()
     w = make_worker(store, clock, lease="1s")
     job_id = add(store, clock, tmp_path, command="true", max_retries=1)
-    job = store.claim("w-test", now=clock(), lease=1)
+    job = store.claim(w.id, now=clock(), lease=1)
     clock.now += 5
     assert expire(store, clock(), w.policy) == [job_id]
     from queuectl.lifecycle import Outcome

@@ -149,7 +149,7 @@ def test_fifty_enqueuers_racing_for_one_unique_key_make_one_job(db, tmp_path):
         go.wait()
         results.append(cli(db, "enqueue", "-c", "nightly-export", "--unique-key", "nightly"))
 
-    cli(db, "status")  # the store exists before they race
+    # No store yet: they race to create it too (a read such as `status` creates none).
     threads = [threading.Thread(target=one) for _ in range(50)]
     for t in threads:
         t.start()

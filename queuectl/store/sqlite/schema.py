@@ -237,11 +237,21 @@ MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5}
 
 
 def inspect(conn: sqlite3.Connection, path: str) -> int:
-    """The store's schema version (0 for a new, empty database); refuse foreign or newer files."""
-    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if app_id == 0:
+    """The store's schema version (0 for a new, empty database); refuse foreign or newer files.
+
+    The header and the tables are read in one read transaction: read apart, a store another
+    process creates meanwhile would look like tables without our application id."""
+    own = not conn.in_transaction
+    if own:
+        conn.execute("BEGIN")
+    try:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
         tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    finally:
+        if own:
+            conn.execute("COMMIT")
+    if app_id == 0:
         if tables or version:
             raise StoreUnusable(f"{path} is an SQLite database of another program, not a queuectl store")
         return 0
