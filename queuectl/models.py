@@ -8,7 +8,7 @@ import os
 from enum import Enum
 from typing import Any, NamedTuple
 
-from .durations import parse_duration, parse_iso
+from .durations import format_duration, parse_duration, parse_iso
 from .errors import InvalidInput
 from . import workflow
 from .names import MAX_ID_LENGTH, MAX_QUEUE_NAME, validate_id, validate_queue  # noqa: F401
@@ -120,6 +120,19 @@ class QueueInfo(NamedTuple):
     @property
     def running(self) -> int:
         return self.counts.get(JobState.RUNNING, 0)
+
+    def defaults_text(self) -> str:
+        """The defaults its jobs take, as people read them ("priority 5, retries 2"; "" if none)."""
+        parts = []
+        if self.priority is not None:
+            parts.append(f"priority {self.priority}")
+        if self.max_retries is not None:
+            parts.append(f"retries {self.max_retries}")
+        if self.timeout is not None:
+            parts.append(f"timeout {format_duration(self.timeout)}")
+        if self.backoff_base is not None:
+            parts.append(f"backoff {self.backoff_base:g}")
+        return ", ".join(parts)
 
     @property
     def waiting(self) -> int:

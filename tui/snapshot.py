@@ -164,18 +164,6 @@ def job_row(pane: str, job: Job, now: float) -> Row:
                tone)
 
 
-def _defaults(queue: QueueInfo) -> str:
-    parts = []
-    if queue.priority is not None:
-        parts.append(f"priority {queue.priority}")
-    if queue.max_retries is not None:
-        parts.append(f"retries {queue.max_retries}")
-    if queue.timeout is not None:
-        parts.append(f"timeout {format_duration(queue.timeout)}")
-    if queue.backoff_base is not None:
-        parts.append(f"backoff {queue.backoff_base:g}")
-    return ", ".join(parts) or "-"
-
 
 def queue_row(queue: QueueInfo) -> QueueRow:
     """`queue` as the queue view's cells, in the order of columns.QUEUE_COLUMNS."""
@@ -183,7 +171,7 @@ def queue_row(queue: QueueInfo) -> QueueRow:
     counts = (queue.waiting, queue.running, queue.counts.get(JobState.COMPLETED, 0),
               queue.counts.get(JobState.DEAD, 0))
     cells = (_cell(queue.name), limit, queue_state(queue.paused, queue.kill),
-             *(f"{n:,}" for n in counts), _defaults(queue))
+             *(f"{n:,}" for n in counts), queue.defaults_text() or "-")
     return QueueRow(queue.name, queue.paused, queue.kill, queue.running, cells)
 
 

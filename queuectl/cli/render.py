@@ -104,18 +104,6 @@ def queue_json(queue: QueueInfo) -> dict[str, Any]:
     }
 
 
-def _defaults(queue: QueueInfo) -> str:
-    parts = []
-    if queue.priority is not None:
-        parts.append(f"priority {queue.priority}")
-    if queue.max_retries is not None:
-        parts.append(f"retries {queue.max_retries}")
-    if queue.timeout is not None:
-        parts.append(f"timeout {format_duration(queue.timeout)}")
-    if queue.backoff_base is not None:
-        parts.append(f"backoff {queue.backoff_base:g}")
-    return ", ".join(parts)
-
 
 def queues_table(queues: Sequence[QueueInfo]) -> None:
     rows = []
@@ -124,6 +112,6 @@ def queues_table(queues: Sequence[QueueInfo]) -> None:
         limit = "unlimited" if q.concurrency is None else str(q.concurrency)
         rows.append([q.name, limit, state, str(q.waiting), str(q.running),
                      str(q.counts.get(JobState.COMPLETED, 0)), str(q.counts.get(JobState.DEAD, 0)),
-                     _defaults(q)])
+                     q.defaults_text()])
     table(["queue", "limit", "state", "waiting", "running", "completed", "dead", "defaults"],
           rows, flex=0)
