@@ -59,9 +59,11 @@ class Loader:
             states = PANE_STATES[name]
             jobs = store.list_jobs(states, limit=request.limit, text=request.text or None,
                                    queue=request.queue)
+            blocked = [job.id for job in jobs if job.blocked]
+            waits = store.waits_for(blocked) if blocked else {}
             panes[name] = PaneData(
                 name=name, total=sum(counts.get(s, 0) for s in states),
-                rows=tuple(job_row(name, job, now) for job in jobs))
+                rows=tuple(job_row(name, job, now, waits.get(job.id)) for job in jobs))
         return Snapshot(
             seq=request.seq, taken_at=now,
             counts=MappingProxyType(dict(status.counts)),
@@ -86,19 +88,21 @@ class Loader:
         try:
             runs = tuple(store.runs(req.job_id))
             job = store.get(req.job_id)
+            deps = tuple(store.dependencies(req.job_id))
         except JobNotFound:
             return LogData(req.job_id, None, (), 0, req.offset, req.offset, (), req.attempt)
         attempt = req.attempt if req.attempt is not None else job.attempt
         run = next((r for r in runs if r.attempt == attempt), None)
         if run is None:
-            return LogData(req.job_id, job, runs, 0, req.offset, req.offset, (), req.attempt)
+            return LogData(req.job_id, job, runs, 0, req.offset, req.offset, (), req.attempt, deps)
         key = (req.job_id, attempt, req.offset, run.output_bytes, run.dropped_bytes,
                run.finished_at)
         if key == self._log_key:
             return LogData(req.job_id, job, runs, attempt, req.offset, req.offset, (),
-                           req.attempt)
+                           req.attempt, deps)
         output = store.output(req.job_id, attempt)
         found, end = pieces(output, req.offset) if output is not None else ([], req.offset)
         self._log_key = (req.job_id, attempt, end, run.output_bytes, run.dropped_bytes,
                          run.finished_at)
-        return LogData(req.job_id, job, runs, attempt, req.offset, end, tuple(found), req.attempt)
+        return LogData(req.job_id, job, runs, attempt, req.offset, end, tuple(found), req.attempt,
+                       deps)

@@ -11,6 +11,7 @@ from types import MappingProxyType
 from typing import Mapping
 
 from queuectl.durations import format_duration, relative
+from queuectl.lifecycle import Dependency, never_runs, why_blocked
 from queuectl.logview import Piece
 from queuectl.models import Job, JobState, QueueInfo, Run
 from queuectl.sanitize import one_line
@@ -64,6 +65,7 @@ class LogData:
     end: int  # byte offset to continue from
     pieces: tuple[Piece, ...]
     requested: int | None = None  # the attempt the request named
+    deps: tuple[Dependency, ...] = ()  # what the job waits or waited for
 
 
 @dataclass(frozen=True)
@@ -136,11 +138,26 @@ def _queue(job: Job) -> str:
     return _cell(job.queue if job.slot is None else f"{job.queue}#{job.slot}")
 
 
-def job_row(pane: str, job: Job, now: float) -> Row:
-    """The cells of `job` in `pane` at time `now`, in the order of columns.COLUMNS[pane]."""
+def depends_text(deps: tuple[Dependency, ...] | list[Dependency]) -> str:
+    """What a job's dependencies are, for people: "waits for a, b (dead)" while some are
+    unmet, else "after a, b"; empty without dependencies."""
+    return why_blocked(deps) or ("after " + ", ".join(d.after for d in deps) if deps else "")
+
+
+def job_row(pane: str, job: Job, now: float, waits: list[Dependency] | None = None) -> Row:
+    """The cells of `job` in `pane` at time `now`, in the order of columns.COLUMNS[pane].
+
+    `waits`: the unmet dependencies of a blocked job (Store.waits_for); its command cell
+    starts with what it waits for, and its `when` says "blocked" (or "never runs" while a
+    dependency is dead or gone)."""
     jid, queue, command = _cell(job.id), _queue(job), _cell(job.command)
     if pane == "pending":
-        if job.state is JobState.FAILED:
+        if job.blocked and job.state is JobState.PENDING:
+            stuck = any(never_runs(d) for d in waits or ())
+            when, tone = ("never runs", "stuck") if stuck else ("blocked", "blocked")
+            if waits:
+                command = _cell(f"{why_blocked(waits)} · {job.command}")
+        elif job.state is JobState.FAILED:
             due = job.run_at - now
             when = f"retry in {format_duration(due)}" if due >= 0.5 else "retry now"
             tone = "retry"
