@@ -7,7 +7,11 @@ import pytest
 
 from queuectl.models import NewJob
 
-from test_tui_support import NOW, build_app, open_store, ready, sync, wait_for
+from queuectl_tui.dialogs import ConfirmScreen
+from queuectl_tui.help import KEYS
+
+from test_tui_support import (NOW, build_app, open_store, ready, seeded_path, sync, toast_with,
+                              wait_for)
 
 SIZE = (160, 34)
 HOSTILE = "[b]dep[/b]"
@@ -77,3 +81,94 @@ async def test_the_log_header_names_the_dependencies(path):
                        and app.screen.job_id == "tidy")
         await pilot.pause()
         assert "after broken" in app.screen.query_one("#log-info").render().plain
+
+
+# -- run now and remove
+
+async def select(pilot, app, pane: str, job_id: str) -> None:
+    await pilot.press(str(("pending", "running", "completed", "dead").index(pane) + 1))
+    table = app.main.table(pane)
+    table.move_cursor(row=table.get_row_index(job_id), animate=False)
+    await pilot.pause()
+    assert app.main.selected() == (pane, job_id)
+
+
+def job(path: str, job_id: str):
+    store = open_store(path)
+    try:
+        return store.get(job_id)
+    finally:
+        store.close()
+
+
+def exists(path: str, job_id: str) -> bool:
+    from queuectl.errors import JobNotFound
+    try:
+        job(path, job_id)
+    except JobNotFound:
+        return False
+    return True
+
+
+@sync
+async def test_g_makes_a_delayed_job_due_now(path):
+    store = open_store(path)
+    store.enqueue([NewJob("later", id="later", delay=3600.0)], now=NOW, default_max_retries=0,
+                  default_cwd="/")
+    store.close()
+    app = build_app(path)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await ready(pilot, app)
+        assert str(cell(app, "later", "when")) != "ready"
+        await select(pilot, app, "pending", "later")
+        await pilot.press("g")
+        await toast_with(pilot, app, "later is due now")
+        assert job(path, "later").run_at <= NOW
+        await wait_for(pilot, lambda: str(cell(app, "later", "when")) == "ready")
+        await select(pilot, app, "pending", "build")  # not delayed: the store's error, inert
+        await pilot.press("g")
+        await toast_with(pilot, app, "job 'build' is waiting and due already; run-now makes")
+
+
+@sync
+async def test_D_removes_a_job_after_asking(path):
+    app = build_app(path)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await ready(pilot, app)
+        await select(pilot, app, "pending", "tidy")
+        await pilot.press("D")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")  # no: nothing happens
+        await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+        assert exists(path, "tidy")
+        await pilot.press("D")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await toast_with(pilot, app, "removed tidy")
+        assert not exists(path, "tidy")
+        await wait_for(pilot, lambda: "tidy" not in
+                       [r.key.value for r in app.main.table("pending").ordered_rows])
+        await select(pilot, app, "pending", "build")  # deploy waits for it: the store refuses
+        await pilot.press("D")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await toast_with(pilot, app, "wait")
+        assert exists(path, "build")
+
+
+@sync
+async def test_D_refuses_a_running_job_without_asking(tmp_path):
+    path = seeded_path(tmp_path)
+    app = build_app(path)
+    async with app.run_test(size=(120, 34), notifications=True) as pilot:
+        await ready(pilot, app)
+        await select(pilot, app, "running", "train-model")
+        await pilot.press("D")
+        await toast_with(pilot, app, "job 'train-model' is running; cancel it first")
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert exists(path, "train-model")
+
+
+def test_help_lists_run_now_and_remove():
+    keys = dict(KEYS)
+    assert "now" in keys["g"] and "remove" in keys["D"]

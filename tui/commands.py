@@ -25,6 +25,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("Retry job", "Retry the selected dead job (r)", "retry_job"),
     Command("Retry all dead jobs", "Move every dead job back to pending (R)", "retry_all"),
     Command("Cancel job", "Cancel the selected job, killing it if it runs (c)", "cancel_job"),
+    Command("Run job now", "Make the selected delayed or retrying job due now (g)", "run_now"),
+    Command("Remove job", "Delete the selected job with its runs and output (D)", "remove_job"),
     Command("New job", "Enqueue a shell command (n)", "new_job"),
     Command("Filter", "Filter the panes by id or command text, or queue:NAME (/)", "show_filter"),
     Command("Queues", "Every queue: limits, counts; pause, resume, filter by one (Q)",

@@ -1,4 +1,4 @@
-"""The keys that act on jobs (retry, cancel, new), for the app: each goes to the store in a
+"""The keys that act on jobs (retry, cancel, run now, remove, new), for the app: each goes to the store in a
 thread worker that only posts messages (`Notice`, `StoreChanged`); dialogs ask first."""
 
 from __future__ import annotations
@@ -96,6 +96,33 @@ class JobActions:
         self.push_screen(ConfirmScreen(f"Cancel job {one_line(job_id, 60)}?", detail,
                                        yes="Cancel job"),
                          lambda yes: self.store_action(cancel) if yes else None)
+
+    def action_run_now(self) -> None:
+        pane, job_id = self._target()
+        if job_id is None:
+            self.notify("no job selected", severity="warning")
+            return
+        self.store_action(lambda store, now: (
+            store.run_now(job_id, now=now), f"{one_line(job_id, 40)} is due now")[1])
+
+    def action_remove_job(self) -> None:
+        pane, job_id = self._target()
+        if job_id is None:
+            self.notify("no job selected", severity="warning")
+            return
+        if pane == "running":  # the store refuses it too; this says so before asking
+            self.notify(f"job {one_line(job_id, 40)!r} is running; cancel it first",
+                        severity="error")
+            return
+
+        def remove(store: Store, now: float) -> str:
+            store.remove_job(job_id)
+            return f"removed {one_line(job_id, 40)}"
+
+        self.push_screen(ConfirmScreen(f"Remove job {one_line(job_id, 60)}?",
+                                       "It is deleted from the store with its runs and output.",
+                                       yes="Remove"),
+                         lambda yes: self.store_action(remove) if yes else None)
 
     def action_new_job(self) -> None:
         def done(job_id: str | None) -> None:

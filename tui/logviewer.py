@@ -228,6 +228,8 @@ class LogScreen(Screen):
         Binding("right_square_bracket", "attempt(1)", "Next attempt"),
         Binding("r", "app.retry_job", "Retry"),
         Binding("c", "app.cancel_job", "Cancel"),
+        Binding("g", "app.run_now", "Run now", show=False),
+        Binding("D", "app.remove_job", "Remove", show=False),
     ]
 
     def __init__(self, job_id: str) -> None:
