@@ -31,6 +31,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("Filter", "Filter the panes by id or command text, or queue:NAME (/)", "show_filter"),
     Command("Queues", "Every queue: limits, counts; pause, resume, filter by one (Q)",
             "show_queues"),
+    Command("Schedules", "Every schedule: when, next run, last job; pause, resume, run now (S)",
+            "show_schedules"),
     Command("Add worker", "Grow this console's pool by one (+)", "scale(1)"),
     Command("Remove worker", "Shrink this console's pool by one (-)", "scale(-1)"),
     Command("Pause or resume pool", "Stop or restart taking new jobs (p)", "toggle_pause"),

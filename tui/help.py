@@ -29,6 +29,7 @@ KEYS = (
     ("n", "new job"),
     ("/", "filter by id or command text; queue:NAME for one queue"),
     ("Q", "queues; there p pause, K pause+stop, r resume, enter filter"),
+    ("S", "schedules; there p pause, r resume, g run one now"),
     ("+ / -", "add / remove a worker in this console's pool"),
     ("p", "pause / resume this console's pool (not a queue: see Q)"),
     ("ctrl+p", "command palette: every action by name"),

@@ -13,7 +13,7 @@ from queuectl.store.base import Store
 from .pool_control import PoolLike
 from .rate import Rate
 from .snapshot import (PANE_STATES, PANES, LogData, LogRequest, PaneData, Request, Snapshot,
-                       WorkersView, job_row, queue_row)
+                       WorkersView, job_row, queue_row, schedule_row)
 
 
 class Loader:
@@ -74,6 +74,8 @@ class Loader:
             text=request.text,
             queues=tuple(queue_row(q) for q in queues),
             queue=request.queue,
+            schedules=(tuple(schedule_row(x, now) for x in store.schedules())
+                       if request.schedules else None),
         )
 
     def _workers(self, store: Store, now: float, timeout: float) -> WorkersView:

@@ -152,6 +152,7 @@ class MainScreen(Screen):
         Binding("slash", "filter", "Filter", priority=True),
         Binding("Q", "queues(True)", "Queues"),  # in the footer where it has the room
         Binding("Q", "queues(False)", "Queues", show=False),
+        Binding("S", "app.show_schedules", "Schedules", show=False),
         Binding("plus", "app.scale(1)", "+worker", show=False),
         Binding("minus", "app.scale(-1)", "-worker", show=False),
         Binding("p", "app.pause_pool", "Pause"),

@@ -75,6 +75,7 @@ class Request:
     limit: int = PANE_LIMIT
     log: LogRequest | None = None
     queue: str | None = None  # only this queue's jobs: list_jobs(queue=...), in the store
+    schedules: bool = False  # read the schedules too (the schedule view is open)
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,20 @@ class QueueRow:
         return queue_state(self.paused, self.kill)
 
 
+@dataclass(frozen=True)
+class ScheduleRow:
+    """One schedule as the schedule view shows it: its name (the key the keys act on, raw),
+    whether it is paused, and the plain strings of columns.SCHEDULE_COLUMNS."""
+
+    name: str
+    paused: bool
+    cells: tuple[str, ...]
+
+    @property
+    def state(self) -> str:
+        return "paused" if self.paused else "active"
+
+
 def queue_state(paused: bool, kill: bool) -> str:
     return ("paused+kill" if kill else "paused") if paused else "open"
 
@@ -119,6 +134,7 @@ class Snapshot:
     text: str | None = None
     queues: tuple[QueueRow, ...] = ()  # every queue, by name
     queue: str | None = None  # the queue the panes are filtered to
+    schedules: tuple[ScheduleRow, ...] | None = None  # None: not read (the view is closed)
 
     @property
     def paused_queues(self) -> list[str]:
@@ -202,6 +218,19 @@ def queue_row(queue: QueueInfo) -> QueueRow:
     cells = (_cell(queue.name), limit, queue_state(queue.paused, queue.kill),
              *(f"{n:,}" for n in counts), _defaults(queue))
     return QueueRow(queue.name, queue.paused, queue.kill, queue.running, cells)
+
+
+def schedule_row(schedule, now: float) -> ScheduleRow:
+    """`schedule` (a ScheduleInfo) as the schedule view's cells, in the order of
+    columns.SCHEDULE_COLUMNS."""
+    state = "paused" if schedule.paused else "active"
+    nxt = "-" if schedule.paused else relative(schedule.next_at, now)
+    last = "-" if schedule.last_job is None else _cell(schedule.last_job)
+    last_state = ("-" if schedule.last_job is None else
+                  "gone" if schedule.last_state is None else schedule.last_state.value)
+    cells = (_cell(schedule.name), _cell(schedule.rule.describe()), state, nxt, last, last_state,
+             _cell(str(schedule.spec.get("command", ""))))
+    return ScheduleRow(schedule.name, schedule.paused, cells)
 
 
 def header_counts(counts: Mapping[JobState, int]) -> list[tuple[str, int]]:
