@@ -27,6 +27,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("Cancel job", "Cancel the selected job, killing it if it runs (c)", "cancel_job"),
     Command("Run job now", "Make the selected delayed or retrying job due now (g)", "run_now"),
     Command("Remove job", "Delete the selected job with its runs and output (D)", "remove_job"),
+    Command("Edit job", "Change the selected job's command, priority or queue (e)", "edit_job"),
     Command("New job", "Enqueue a shell command (n)", "new_job"),
     Command("Filter", "Filter the panes by id or command text, or queue:NAME (/)", "show_filter"),
     Command("Queues", "Every queue: limits, counts; pause, resume, filter by one (Q)",

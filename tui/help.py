@@ -26,6 +26,7 @@ KEYS = (
     ("c", "cancel the selected job; a running one is killed (asks first)"),
     ("g", "run the selected delayed or retrying job now"),
     ("D", "remove the selected job with its runs and output (asks first; not while it runs)"),
+    ("e", "edit the selected job's command, priority and queue (not while it runs)"),
     ("n", "new job"),
     ("/", "filter by id or command text; queue:NAME for one queue"),
     ("Q", "queues; there p pause, K pause+stop, r resume, enter filter"),

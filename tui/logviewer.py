@@ -230,6 +230,7 @@ class LogScreen(Screen):
         Binding("c", "app.cancel_job", "Cancel"),
         Binding("g", "app.run_now", "Run now", show=False),
         Binding("D", "app.remove_job", "Remove", show=False),
+        Binding("e", "app.edit_job", "Edit", show=False),
     ]
 
     def __init__(self, job_id: str) -> None:

@@ -148,6 +148,7 @@ class MainScreen(Screen):
         Binding("c", "app.cancel_job", "Cancel"),
         Binding("g", "app.run_now", "Run now", show=False),
         Binding("D", "app.remove_job", "Remove", show=False),
+        Binding("e", "app.edit_job", "Edit", show=False),
         Binding("n", "new_job", "New", priority=True),
         Binding("slash", "filter", "Filter", priority=True),
         Binding("Q", "queues(True)", "Queues"),  # in the footer where it has the room
