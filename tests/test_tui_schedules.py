@@ -73,6 +73,8 @@ async def test_S_shows_every_schedule_with_rule_next_run_and_last_job(path):
         assert view.table.get_cell(HOSTILE, "command").plain == "echo [red]hi[/red]"
         assert cells(view, HOSTILE)["rule"] == "every 15m"
         assert "2" in str(view.query_one("#schedules-title").render())
+        shown = [b.binding.description for b in app.active_bindings.values() if b.binding.show]
+        assert "Pause schedule" in shown and "Filter panes" not in shown
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, ScheduleScreen))
 

@@ -58,7 +58,7 @@ def run_schedule_now(name: str) -> Callable[[Store, float], str]:
 class ScheduleTable(QueueTable):
     """Every schedule, one row each, keyed by name."""
 
-    BINDINGS = []
+    BINDINGS = [Binding("enter", "select_cursor", "", show=False)]  # not the queue view's filter
     COLUMNS = SCHEDULE_COLUMNS
     NUMBERS = frozenset()
     STATE_STYLES = {"active": "green", "paused": "bold yellow"}
