@@ -59,7 +59,7 @@ class Loader:
             states = PANE_STATES[name]
             jobs = store.list_jobs(states, limit=request.limit, text=request.text or None,
                                    queue=request.queue)
-            blocked = [job.id for job in jobs if job.blocked]
+            blocked = [job.id for job in jobs if job.blocked] if name == "pending" else []
             waits = store.waits_for(blocked) if blocked else {}
             panes[name] = PaneData(
                 name=name, total=sum(counts.get(s, 0) for s in states),
