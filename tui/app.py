@@ -33,6 +33,7 @@ from .messages import (Notice, PoolChanged, RefreshDone, RefreshFailed, Snapshot
                        StoreChanged, WatchFailed, plural)
 from .pool_control import PoolControl, PoolLike
 from .queue_view import QueueScreen
+from .schedule_view import ScheduleScreen
 from .snapshot import PANE_LIMIT, Request, Snapshot
 
 MIN_GAP = 0.1  # seconds between refresh starts: at most ~10 refreshes per second
@@ -135,7 +136,9 @@ class QueueApp(JobActions, App):
         self._seq += 1
         log = next((s.request() for s in self.screen_stack if isinstance(s, LogScreen)), None)
         wanted = parse_filter(self.filter_text)
-        self._refresh(Request(self._seq, wanted.text, self.pane_limit, log, wanted.queue))
+        schedules = any(isinstance(s, ScheduleScreen) for s in self.screen_stack)
+        self._refresh(Request(self._seq, wanted.text, self.pane_limit, log, wanted.queue,
+                              schedules))
 
     def _timer_fired(self) -> None:
         self._pending_timer = None
@@ -169,7 +172,7 @@ class QueueApp(JobActions, App):
                 if isinstance(screen, LogScreen):
                     screen.apply(snap.log, snap.taken_at)
         for screen in self.screen_stack:
-            if isinstance(screen, QueueScreen):
+            if isinstance(screen, (QueueScreen, ScheduleScreen)):
                 screen.apply(snap)
         self.applied += 1
 
@@ -197,6 +200,11 @@ class QueueApp(JobActions, App):
         if not isinstance(self.screen, QueueScreen):
             self._to_main()
             self.push_screen(QueueScreen())
+
+    def action_show_schedules(self) -> None:
+        if not isinstance(self.screen, ScheduleScreen):
+            self._to_main()
+            self.push_screen(ScheduleScreen())
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

@@ -49,6 +49,14 @@ QUEUE_COLUMNS: tuple[Column, ...] = (
     Column("dead", "dead", 5, keep=3), Column("defaults", "defaults", 8, keep=1, flex=1),
 )
 
+# The schedule view's columns (schedule_view.py): the name, its rule, its next and last job.
+SCHEDULE_COLUMNS: tuple[Column, ...] = (
+    Column("name", "schedule", 16, narrow=10), Column("rule", "when", 16, narrow=10),
+    Column("state", "state", 7), Column("next", "next run", 10),
+    Column("last", "last job", 14, keep=2, narrow=12), Column("last_state", "its state", 9, keep=3),
+    Column("command", "command", 8, keep=1, flex=1),
+)
+
 
 def fit(pane: str, width: int, padding: int = 1) -> tuple[tuple[Column, int], ...]:
     """The columns of `pane` to show in `width` cells, with their widths (see `fit_columns`)."""

@@ -1,5 +1,6 @@
-"""The keys that act on jobs (retry, cancel, new), for the app: each goes to the store in a
-thread worker that only posts messages (`Notice`, `StoreChanged`); dialogs ask first."""
+"""The keys that act on jobs (retry, cancel, run now, remove, edit, new), for the app: each
+goes to the store in a thread worker that only posts messages (`Notice`, `StoreChanged`);
+dialogs ask first."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from queuectl.sanitize import one_line
 from queuectl.store.base import Store
 
 from .dialogs import ConfirmScreen, NewJobScreen
+from .edit_dialog import EditJobScreen
 from .logviewer import LogScreen
 from .messages import Notice, StoreChanged, plural
 
@@ -96,6 +98,64 @@ class JobActions:
         self.push_screen(ConfirmScreen(f"Cancel job {one_line(job_id, 60)}?", detail,
                                        yes="Cancel job"),
                          lambda yes: self.store_action(cancel) if yes else None)
+
+    def action_run_now(self) -> None:
+        pane, job_id = self._target()
+        if job_id is None:
+            self.notify("no job selected", severity="warning")
+            return
+        self.store_action(lambda store, now: (
+            store.run_now(job_id, now=now), f"{one_line(job_id, 40)} is due now")[1])
+
+    def action_remove_job(self) -> None:
+        pane, job_id = self._target()
+        if job_id is None:
+            self.notify("no job selected", severity="warning")
+            return
+        if pane == "running":  # the store refuses it too; this says so before asking
+            self.notify(f"job {one_line(job_id, 40)!r} is running; cancel it first",
+                        severity="error")
+            return
+
+        def remove(store: Store, now: float) -> str:
+            store.remove_job(job_id)
+            return f"removed {one_line(job_id, 40)}"
+
+        self.push_screen(ConfirmScreen(f"Remove job {one_line(job_id, 60)}?",
+                                       "It is deleted from the store with its runs and output.",
+                                       yes="Remove"),
+                         lambda yes: self.store_action(remove) if yes else None)
+
+    def action_edit_job(self) -> None:
+        pane, job_id = self._target()
+        if job_id is None:
+            self.notify("no job selected", severity="warning")
+            return
+        if pane == "running":  # the store refuses it too; this says so before the form
+            self.notify(f"job {one_line(job_id, 40)!r} is running; edit it once it ends "
+                        "(or cancel it)", severity="error")
+            return
+        self._open_edit(job_id)
+
+    @work(thread=True, group="actions")
+    def _open_edit(self, job_id: str) -> None:
+        """Read the job whole (the panes hold only its cells), then open the form on it."""
+        try:
+            job = self.actions.run(lambda store: store.get(job_id))
+        except QueueError as exc:
+            self.post_message(Notice(str(exc), "error"))
+            return
+
+        def save(changes: dict) -> str:
+            self.actions.run(lambda store: store.edit_job(job_id, now=self.now(store), **changes))
+            self.post_message(StoreChanged())
+            return f"edited {one_line(job_id, 40)}: {', '.join(changes)}"
+
+        def done(text: str | None) -> None:
+            if text:
+                self.notify(text)
+
+        self.call_from_thread(self.push_screen, EditJobScreen(job, save), done)
 
     def action_new_job(self) -> None:
         def done(job_id: str | None) -> None:

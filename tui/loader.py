@@ -13,7 +13,7 @@ from queuectl.store.base import Store
 from .pool_control import PoolLike
 from .rate import Rate
 from .snapshot import (PANE_STATES, PANES, LogData, LogRequest, PaneData, Request, Snapshot,
-                       WorkersView, job_row, queue_row)
+                       WorkersView, job_row, queue_row, schedule_row)
 
 
 class Loader:
@@ -59,9 +59,11 @@ class Loader:
             states = PANE_STATES[name]
             jobs = store.list_jobs(states, limit=request.limit, text=request.text or None,
                                    queue=request.queue)
+            blocked = [job.id for job in jobs if job.blocked] if name == "pending" else []
+            waits = store.waits_for(blocked) if blocked else {}
             panes[name] = PaneData(
                 name=name, total=sum(counts.get(s, 0) for s in states),
-                rows=tuple(job_row(name, job, now) for job in jobs))
+                rows=tuple(job_row(name, job, now, waits.get(job.id)) for job in jobs))
         return Snapshot(
             seq=request.seq, taken_at=now,
             counts=MappingProxyType(dict(status.counts)),
@@ -72,6 +74,8 @@ class Loader:
             text=request.text,
             queues=tuple(queue_row(q) for q in queues),
             queue=request.queue,
+            schedules=(tuple(schedule_row(x, now) for x in store.schedules())
+                       if request.schedules else None),
         )
 
     def _workers(self, store: Store, now: float, timeout: float) -> WorkersView:
@@ -86,19 +90,21 @@ class Loader:
         try:
             runs = tuple(store.runs(req.job_id))
             job = store.get(req.job_id)
+            deps = tuple(store.dependencies(req.job_id))
         except JobNotFound:
             return LogData(req.job_id, None, (), 0, req.offset, req.offset, (), req.attempt)
         attempt = req.attempt if req.attempt is not None else job.attempt
         run = next((r for r in runs if r.attempt == attempt), None)
         if run is None:
-            return LogData(req.job_id, job, runs, 0, req.offset, req.offset, (), req.attempt)
+            return LogData(req.job_id, job, runs, 0, req.offset, req.offset, (), req.attempt, deps)
         key = (req.job_id, attempt, req.offset, run.output_bytes, run.dropped_bytes,
                run.finished_at)
         if key == self._log_key:
             return LogData(req.job_id, job, runs, attempt, req.offset, req.offset, (),
-                           req.attempt)
+                           req.attempt, deps)
         output = store.output(req.job_id, attempt)
         found, end = pieces(output, req.offset) if output is not None else ([], req.offset)
         self._log_key = (req.job_id, attempt, end, run.output_bytes, run.dropped_bytes,
                          run.finished_at)
-        return LogData(req.job_id, job, runs, attempt, req.offset, end, tuple(found), req.attempt)
+        return LogData(req.job_id, job, runs, attempt, req.offset, end, tuple(found), req.attempt,
+                       deps)

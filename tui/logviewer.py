@@ -27,7 +27,7 @@ from queuectl.logview import MARKER, Piece, StreamDecoder
 from queuectl.sanitize import clean, one_line
 
 from .main_screen import fit_footer
-from .snapshot import LogData, LogRequest
+from .snapshot import LogData, LogRequest, depends_text
 
 MAX_LINES = 5000
 MAX_LINE_CHARS = 4096
@@ -228,6 +228,9 @@ class LogScreen(Screen):
         Binding("right_square_bracket", "attempt(1)", "Next attempt"),
         Binding("r", "app.retry_job", "Retry"),
         Binding("c", "app.cancel_job", "Cancel"),
+        Binding("g", "app.run_now", "Run now", show=False),
+        Binding("D", "app.remove_job", "Remove", show=False),
+        Binding("e", "app.edit_job", "Edit", show=False),
     ]
 
     def __init__(self, job_id: str) -> None:
@@ -306,6 +309,10 @@ class LogScreen(Screen):
             title.append(f"  {job.state.value}", STATE_STYLES.get(job.state.value, ""))
             title.append("  $ ")
             title.append(one_line(job.command, 200))
+            deps = depends_text(data.deps)
+            if deps:
+                info.append(one_line(deps, 200), "bold blue" if job.blocked else "dim")
+                info.append(" · ")
             run = next((r for r in data.runs if r.attempt == data.attempt), None)
             if run is None:
                 info.append("not run yet", "italic")

@@ -15,6 +15,8 @@ TONES = {
     "retry": "yellow",
     "delayed": "cyan",
     "cancelled": "magenta",
+    "blocked": "blue",
+    "stuck": "bold red",
 }
 TONED = {"pending": "when", "dead": "error"}  # the column a row's tone colours
 DEAD_ERROR_STYLE = "red"

@@ -63,19 +63,25 @@ def resume_queue(name: str) -> Callable[[Store, float], str]:
 
 
 class QueueTable(DataTable):
-    """Every queue, one row each, keyed by name; its columns fit the width (columns.py)."""
+    """Every queue, one row each, keyed by name; its columns fit the width (columns.py).
+
+    Rows are any frozen rows with a `name`, `cells` in the order of `COLUMNS`, and a `state`
+    (styled by `STATE_STYLES`): the schedule view's table is one too."""
 
     BINDINGS = [Binding("enter", "select_cursor", "Filter panes")]  # the screen's on_..._selected
+    COLUMNS = QUEUE_COLUMNS
+    NUMBERS = NUMBERS
+    STATE_STYLES = STATE_STYLES
 
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
         self.rows_shown: tuple[QueueRow, ...] = ()
-        self._index = {column.key: n for n, column in enumerate(QUEUE_COLUMNS)}
+        self._index = {column.key: n for n, column in enumerate(self.COLUMNS)}
         self._shown = self._fit(80)
         self._add_columns()
 
     def _fit(self, width: int) -> tuple[tuple[str, int], ...]:
-        columns = fit_columns(QUEUE_COLUMNS, width - SCROLLBAR, self.cell_padding)
+        columns = fit_columns(self.COLUMNS, width - SCROLLBAR, self.cell_padding)
         return tuple((column.key, width) for column, width in columns)
 
     def on_resize(self) -> None:
@@ -92,9 +98,9 @@ class QueueTable(DataTable):
 
     def _cell(self, row: QueueRow, key: str) -> Text:
         text = Text(row.cells[self._index[key]], no_wrap=True, overflow="ellipsis",
-                    justify="right" if key in NUMBERS else "left")
+                    justify="right" if key in self.NUMBERS else "left")
         if key == "state":
-            text.stylize(STATE_STYLES[row.state])
+            text.stylize(self.STATE_STYLES.get(row.state, ""))
         return text
 
     def apply(self, rows: tuple[QueueRow, ...]) -> None:
@@ -113,7 +119,7 @@ class QueueTable(DataTable):
         self.rows_shown = rows
 
     def _add_columns(self) -> None:
-        labels = {column.key: column.label for column in QUEUE_COLUMNS}
+        labels = {column.key: column.label for column in self.COLUMNS}
         for key, width in self._shown:
             self.add_column(labels[key], width=width, key=key)
 

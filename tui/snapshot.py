@@ -11,6 +11,7 @@ from types import MappingProxyType
 from typing import Mapping
 
 from queuectl.durations import format_duration, relative
+from queuectl.lifecycle import Dependency, never_runs, why_blocked
 from queuectl.logview import Piece
 from queuectl.models import Job, JobState, QueueInfo, Run
 from queuectl.sanitize import one_line
@@ -64,6 +65,7 @@ class LogData:
     end: int  # byte offset to continue from
     pieces: tuple[Piece, ...]
     requested: int | None = None  # the attempt the request named
+    deps: tuple[Dependency, ...] = ()  # what the job waits or waited for
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ class Request:
     limit: int = PANE_LIMIT
     log: LogRequest | None = None
     queue: str | None = None  # only this queue's jobs: list_jobs(queue=...), in the store
+    schedules: bool = False  # read the schedules too (the schedule view is open)
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,20 @@ class QueueRow:
         return queue_state(self.paused, self.kill)
 
 
+@dataclass(frozen=True)
+class ScheduleRow:
+    """One schedule as the schedule view shows it: its name (the key the keys act on, raw),
+    whether it is paused, and the plain strings of columns.SCHEDULE_COLUMNS."""
+
+    name: str
+    paused: bool
+    cells: tuple[str, ...]
+
+    @property
+    def state(self) -> str:
+        return "paused" if self.paused else "active"
+
+
 def queue_state(paused: bool, kill: bool) -> str:
     return ("paused+kill" if kill else "paused") if paused else "open"
 
@@ -117,6 +134,7 @@ class Snapshot:
     text: str | None = None
     queues: tuple[QueueRow, ...] = ()  # every queue, by name
     queue: str | None = None  # the queue the panes are filtered to
+    schedules: tuple[ScheduleRow, ...] | None = None  # None: not read (the view is closed)
 
     @property
     def paused_queues(self) -> list[str]:
@@ -136,11 +154,26 @@ def _queue(job: Job) -> str:
     return _cell(job.queue if job.slot is None else f"{job.queue}#{job.slot}")
 
 
-def job_row(pane: str, job: Job, now: float) -> Row:
-    """The cells of `job` in `pane` at time `now`, in the order of columns.COLUMNS[pane]."""
+def depends_text(deps: tuple[Dependency, ...] | list[Dependency]) -> str:
+    """What a job's dependencies are, for people: "waits for a, b (dead)" while some are
+    unmet, else "after a, b"; empty without dependencies."""
+    return why_blocked(deps) or ("after " + ", ".join(d.after for d in deps) if deps else "")
+
+
+def job_row(pane: str, job: Job, now: float, waits: list[Dependency] | None = None) -> Row:
+    """The cells of `job` in `pane` at time `now`, in the order of columns.COLUMNS[pane].
+
+    `waits`: the unmet dependencies of a blocked job (Store.waits_for); its command cell
+    starts with what it waits for, and its `when` says "blocked" (or "never runs" while a
+    dependency is dead or gone)."""
     jid, queue, command = _cell(job.id), _queue(job), _cell(job.command)
     if pane == "pending":
-        if job.state is JobState.FAILED:
+        if job.blocked and job.state is JobState.PENDING:
+            stuck = any(never_runs(d) for d in waits or ())
+            when, tone = ("never runs", "stuck") if stuck else ("blocked", "blocked")
+            if waits:
+                command = _cell(f"{why_blocked(waits)} · {job.command}")
+        elif job.state is JobState.FAILED:
             due = job.run_at - now
             when = f"retry in {format_duration(due)}" if due >= 0.5 else "retry now"
             tone = "retry"
@@ -173,6 +206,19 @@ def queue_row(queue: QueueInfo) -> QueueRow:
     cells = (_cell(queue.name), limit, queue_state(queue.paused, queue.kill),
              *(f"{n:,}" for n in counts), queue.defaults_text() or "-")
     return QueueRow(queue.name, queue.paused, queue.kill, queue.running, cells)
+
+
+def schedule_row(schedule, now: float) -> ScheduleRow:
+    """`schedule` (a ScheduleInfo) as the schedule view's cells, in the order of
+    columns.SCHEDULE_COLUMNS."""
+    state = "paused" if schedule.paused else "active"
+    nxt = "-" if schedule.paused else relative(schedule.next_at, now)
+    last = "-" if schedule.last_job is None else _cell(schedule.last_job)
+    last_state = ("-" if schedule.last_job is None else
+                  "gone" if schedule.last_state is None else schedule.last_state.value)
+    cells = (_cell(schedule.name), _cell(schedule.rule.describe()), state, nxt, last, last_state,
+             _cell(str(schedule.spec.get("command", ""))))
+    return ScheduleRow(schedule.name, schedule.paused, cells)
 
 
 def header_counts(counts: Mapping[JobState, int]) -> list[tuple[str, int]]:
