@@ -27,6 +27,8 @@ from queuectl.store.sqlite import SQLiteStore
 from queuectl_tui.app import make_app
 from queuectl_tui.logviewer import LogScreen, OutputView
 from queuectl_tui.queue_view import QueueScreen
+from queuectl_tui.schedule_view import ScheduleScreen
+from queuectl.ticks import make_rule
 
 NOW = 1_700_000_000.0
 STORE_TEXT = "~/.local/share/queuectl/queuectl.db"
@@ -124,8 +126,29 @@ def seed_busy(store: SQLiteStore, now: float) -> None:
         delay = 0 if n < 11 else 600 * n
         add(NewJob(command=f"./bin/report --region r{n:02d} --format pdf", id=f"report-r{n:02d}",
                    delay=delay), now - 60 + n)
+    # waits for the nightly ETL that is running
+    add(NewJob(command="./bin/publish --site reports", id="publish-reports", after=(LIVE,)),
+        now - 30)
+    seed_schedules(store, now)
     for worker in OWN + EXTERNAL:
         store.heartbeat(worker, now - 1)
+
+
+def seed_schedules(store: SQLiteStore, now: float) -> None:
+    """A nightly report (cron, in Berlin), a sync every 15 minutes that ran at its last tick,
+    and a paused weekly clean-up."""
+    def schedule(name: str, command: str, at: float, **rule) -> None:
+        store.add_schedule(name, make_rule(now=at, **{"cron": None, "every": None, "tz": None,
+                                                      **rule}),
+                           {"command": command}, "/srv/app", overlap="skip", catch_up="once",
+                           now=at)
+
+    schedule("nightly-report", "./bin/report --all --format pdf", now, cron="0 3 * * *",
+             tz="Europe/Berlin")
+    schedule("sync-assets", "rsync -a assets/ cdn:/assets/", now - 15 * 60 - 5, every="15m")
+    schedule("weekly-vacuum", "./bin/vacuum --analyze", now, cron="0 4 * * 0")
+    store.fire_schedules(now - 4, default_max_retries=2)
+    store.pause_schedule("weekly-vacuum", paused=True, now=now)
 
 
 async def _until(pilot, condition, timeout: float = 5.0) -> None:
@@ -178,10 +201,15 @@ async def shoot(path: str, out: str, size: tuple[int, int]) -> list[str]:
         await pilot.press("down", "down", "down")  # gpu
         await pilot.pause(0.2)
         save("queues")
+        await pilot.press("escape", "S")
+        await _until(pilot, lambda: isinstance(app.screen, ScheduleScreen)
+                     and app.screen.table.row_count == 3)
+        await pilot.pause(0.2)
+        save("schedules")
     app = _app(path)
     async with app.run_test(size=(80, 24)) as pilot:
         await _until(pilot, lambda: app.applied >= 1)
-        await pilot.pause(0.2)
+        await pilot.pause(1.0)  # the footer is laid out after the first refresh
         saved.append(app.save_screenshot("main-80x24.svg", out))
     return saved
 
