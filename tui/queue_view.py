@@ -137,22 +137,19 @@ class QueueTable(DataTable):
                 self.move_cursor(row=names.index(chosen.name), animate=False)
 
 
-class QueueScreen(Screen):
-    """The queue view over the app's latest snapshot; every refresh brings the new counts."""
+class NamedListScreen(Screen):
+    """A view over the app's latest snapshot of one kind of named thing (queues, schedules): a
+    title with how many and how many paused, a live table, a note, the footer."""
 
-    BINDINGS = [
-        Binding("escape,Q", "app.pop_screen", "Back"),
-        Binding("p", "pause(False)", "Pause queue"),
-        Binding("K", "pause(True)", "Pause+stop"),
-        Binding("r,u", "resume", "Resume queue"),
-        Binding("question_mark", "app.help", "Help"),
-        Binding("q", "app.quit", "Quit"),
-    ]
+    KIND = "queue"  # the title reads "Queues"; widget ids queues-title, queues, queues-note
+    TABLE: type[QueueTable]
+    NOTE = ""
+    EMPTY = ""
 
     def compose(self) -> ComposeResult:
-        yield Static(plain(" Queues", "bold"), id="queues-title")
-        yield QueueTable(id="queues")
-        yield Static(plain(NOTE), id="queues-note")
+        yield Static(plain(f" {self.KIND.capitalize()}s", "bold"), id=f"{self.KIND}s-title")
+        yield self.TABLE(id=f"{self.KIND}s")
+        yield Static(plain(self.NOTE), id=f"{self.KIND}s-note")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -166,27 +163,54 @@ class QueueScreen(Screen):
 
     @property
     def table(self) -> QueueTable:
-        return self.query_one(QueueTable)
+        return self.query_one(self.TABLE)
+
+    def rows_of(self, snap: Snapshot) -> tuple | None:
+        """This view's rows in `snap` (None: they were not read into it)."""
+        raise NotImplementedError
 
     def apply(self, snap: Snapshot) -> None:
+        rows = self.rows_of(snap)
+        if rows is None:  # read before this view opened: the next refresh has them
+            return
         try:
-            self.table.apply(snap.queues)
-            paused = len(snap.paused_queues)
-            title = Text(" Queues ", style="bold")
-            title.append(f"{len(snap.queues):,}", "bold")
+            self.table.apply(rows)
+            paused = sum(row.paused for row in rows)
+            title = Text(f" {self.KIND.capitalize()}s ", style="bold")
+            title.append(f"{len(rows):,}", "bold")
             if paused:
                 title.append(f"  ·  {paused:,} paused", "bold yellow")
-            if not snap.queues:
-                title.append(f"  ·  {EMPTY}", "dim")
-            self.query_one("#queues-title", Static).update(title)
+            if not rows:
+                title.append(f"  ·  {self.EMPTY}", "dim")
+            self.query_one(f"#{self.KIND}s-title", Static).update(title)
         except NoMatches:  # not mounted yet, or being taken down: on_mount applies it
             pass
 
-    def selected(self) -> QueueRow | None:
+    def selected(self):
         row = self.table.selected()
         if row is None:
-            self.app.notify("no queue selected", severity="warning")
+            self.app.notify(f"no {self.KIND} selected", severity="warning")
         return row
+
+
+class QueueScreen(NamedListScreen):
+    """The queue view over the app's latest snapshot; every refresh brings the new counts."""
+
+    KIND = "queue"
+    TABLE = QueueTable
+    NOTE = NOTE
+    EMPTY = EMPTY
+    BINDINGS = [
+        Binding("escape,Q", "app.pop_screen", "Back"),
+        Binding("p", "pause(False)", "Pause queue"),
+        Binding("K", "pause(True)", "Pause+stop"),
+        Binding("r,u", "resume", "Resume queue"),
+        Binding("question_mark", "app.help", "Help"),
+        Binding("q", "app.quit", "Quit"),
+    ]
+
+    def rows_of(self, snap: Snapshot) -> tuple:
+        return snap.queues
 
     def action_pause(self, kill: bool) -> None:
         row = self.selected()

@@ -10,12 +10,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from rich.text import Text
-from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.css.query import NoMatches
-from textual.screen import Screen
-from textual.widgets import Footer, Static
 
 from queuectl.config import settings_of
 from queuectl.durations import relative
@@ -23,10 +18,8 @@ from queuectl.sanitize import one_line
 from queuectl.store.base import Store
 
 from .columns import SCHEDULE_COLUMNS
-from .inert import plain
-from .main_screen import fit_footer
-from .queue_view import QueueTable
-from .snapshot import ScheduleRow, Snapshot
+from .queue_view import NamedListScreen, QueueTable
+from .snapshot import Snapshot
 
 NOTE = ("A schedule makes a job at each tick, on whichever pool runs. p: pause (no more jobs "
         "until resumed) · r: resume (from its next tick; the ticks missed are not made up) · "
@@ -64,9 +57,13 @@ class ScheduleTable(QueueTable):
     STATE_STYLES = {"active": "green", "paused": "bold yellow"}
 
 
-class ScheduleScreen(Screen):
+class ScheduleScreen(NamedListScreen):
     """The schedule view over the app's latest snapshot (read while this view is open)."""
 
+    KIND = "schedule"
+    TABLE = ScheduleTable
+    NOTE = NOTE
+    EMPTY = EMPTY
     BINDINGS = [
         Binding("escape,S", "app.pop_screen", "Back"),
         Binding("p", "pause(True)", "Pause schedule"),
@@ -76,46 +73,8 @@ class ScheduleScreen(Screen):
         Binding("q", "app.quit", "Quit"),
     ]
 
-    def compose(self) -> ComposeResult:
-        yield Static(plain(" Schedules", "bold"), id="schedules-title")
-        yield ScheduleTable(id="schedules")
-        yield Static(plain(NOTE), id="schedules-note")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        self.table.focus()
-        if self.app.snapshot is not None:
-            self.apply(self.app.snapshot)
-        self.app.request_refresh()
-
-    def on_resize(self) -> None:
-        fit_footer(self.query_one(Footer), self.size.width)
-
-    @property
-    def table(self) -> ScheduleTable:
-        return self.query_one(ScheduleTable)
-
-    def apply(self, snap: Snapshot) -> None:
-        if snap.schedules is None:  # read before this view opened: the next refresh has them
-            return
-        try:
-            self.table.apply(snap.schedules)
-            paused = sum(row.paused for row in snap.schedules)
-            title = Text(" Schedules ", style="bold")
-            title.append(f"{len(snap.schedules):,}", "bold")
-            if paused:
-                title.append(f"  ·  {paused:,} paused", "bold yellow")
-            if not snap.schedules:
-                title.append(f"  ·  {EMPTY}", "dim")
-            self.query_one("#schedules-title", Static).update(title)
-        except NoMatches:  # not mounted yet, or being taken down: on_mount applies it
-            pass
-
-    def selected(self) -> ScheduleRow | None:
-        row = self.table.selected()
-        if row is None:
-            self.app.notify("no schedule selected", severity="warning")
-        return row
+    def rows_of(self, snap: Snapshot) -> tuple | None:
+        return snap.schedules
 
     def action_pause(self, paused: bool) -> None:
         row = self.selected()
