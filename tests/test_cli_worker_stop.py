@@ -56,7 +56,9 @@ def test_stop_on_a_terminal_shows_progress_on_one_line(tmp_path):
     assert lines[0].startswith("asked 1 worker to stop") and lines[-1] == ""
     progress = lines[1].split("\r")  # one line, rewritten in place
     assert len(progress) >= 3, text
-    assert all(p.startswith("waiting for 1 worker (1 running job: long2)") or p.strip() == ""
+    # (the job may end before its worker does: the worker is then idle for a moment)
+    assert all(p.startswith(("waiting for 1 worker (1 running job: long2)",
+                             "waiting for 1 worker (idle)")) or p.strip() == ""
                or p.startswith("all workers stopped") for p in progress), progress
     assert any(p.rstrip().endswith(("1s", "2s")) for p in progress), progress
     assert progress[-1].startswith("all workers stopped after ")

@@ -162,3 +162,21 @@ async def test_paused_lines_stay_put_when_old_lines_are_dropped(tmp_path):
         assert view.dropped_lines > 0
         assert shown(view)[0] == top
     live.close()
+
+
+@sync
+async def test_a_following_log_stays_at_the_bottom_when_its_size_changes(tmp_path):
+    path = str(tmp_path / "q.db")
+    live = Live(path)
+    live.tick(200)
+    app = build_app(path, interval=0.1)
+    async with app.run_test(size=SIZE) as pilot:
+        view = await open_log(pilot, app)
+        await wait_for(pilot, lambda: view.max_scroll_y > 0 and view.scroll_y == view.max_scroll_y,
+                       what="the view at the bottom")
+        await pilot.resize_terminal(SIZE[0], SIZE[1] - 6)  # the bottom moves down by 6 lines
+        await wait_for(pilot, lambda: view.scrollable_content_region.height == 11, what="resize")
+        await pilot.pause()
+        assert view.following and view.scroll_y == view.max_scroll_y
+        assert shown(view)[-2:] == ["tick 200", ""], shown(view)
+    live.close()

@@ -132,6 +132,12 @@ class OutputView(ScrollView, can_focus=True):
         self._width = max(self._width, min(cell_len(self._line_text(len(self.lines) - 1).plain),
                                            MAX_LINE_CHARS * 2))
 
+    def on_resize(self) -> None:
+        """A new size moves the bottom (the screen's header grows, the terminal shrinks): a
+        following view goes along with it."""
+        if self.following:
+            self.scroll_end(animate=False, x_axis=False)
+
     # -- following: every way the person scrolls decides it
     def action_follow(self) -> None:
         self._set_following(True)
