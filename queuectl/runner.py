@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import os
-import selectors
+import select
 import signal
-import subprocess
 import time
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
 from .output import STDERR, STDOUT, OutputCapture
 from .reaper import MARKER_VAR, is_subreaper, reap_children
-
-SHELL = "/bin/sh"
+from .spawn import SHELL, Child, close_pipes, reap, spawn
 READ_SIZE = 64 * 1024
 # After the shell exits, how long to keep reading output its leftovers still write.
 LINGER = 0.05
@@ -95,80 +93,68 @@ def _has_exited(pid: int) -> bool:
 def run_command(
     command: str, *, cwd: str, env: Mapping[str, str] | Mapping[bytes, bytes] | None, timeout: float | None,
     capture: OutputCapture, tick: Callable[[], object | None] | None = None,
-    tick_interval: float = 0.25, kill_grace: float = 2.0,
+    tick_interval: float = 0.25, kill_grace: float = 2.0, every_child: bool = False,
 ) -> RunResult:
     """Run `/bin/sh -c command` in its own session and wait for it, feeding `capture`.
 
     `tick()` is called at least every `tick_interval` s while it runs; a non-None return stops
     the run. Timeout or stop: SIGTERM to the process group, SIGKILL after `kill_grace` s. Once
     the shell has exited, what is left of its group is killed. When this process is a child
-    subreaper, leftovers that escaped the group are killed too, see reap_orphans().
+    subreaper, leftovers that escaped the group are killed too: those marked with this run's
+    QUEUECTL_JOB_ID, or with `every_child` (a caller that starts nothing but jobs) every child
+    left, marked or not (see reap_orphans()).
     """
     if tick is not None and tick_interval <= 0:
         raise ValueError("tick_interval must be > 0")
     start = time.monotonic()
     try:
-        proc = subprocess.Popen(
-            [SHELL, "-c", command], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0, start_new_session=True,
-        )
+        child = spawn(command, cwd=cwd, env=env)
     except (OSError, ValueError) as exc:
         return RunResult(None, None, False, None, _start_error(exc, cwd),
                          time.monotonic() - start, timeout)
-    marker = _marker(os.environ if env is None else env)
+    marker = None if every_child else _marker(os.environ if env is None else env)
     try:
-        timed_out, stopped = _supervise(proc, capture, start, timeout, tick, tick_interval,
-                                        kill_grace)
+        watch = _Watch(child, capture, start, timeout, tick, tick_interval, kill_grace)
+        watch.run()
     finally:
         # Also on an exception from tick() or capture: nothing of the job may outlive the call.
-        _killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
+        _killpg(child.pid, signal.SIGKILL)
+        code = reap(child)
+        close_pipes(child)
         if is_subreaper():
-            reap_children(marker, kill=marker is not None)
-    code = proc.returncode
+            if every_child:
+                reap_children(None, kill=True, every_child=True)
+            else:
+                reap_children(marker, kill=marker is not None)
     return RunResult(
         exit_code=code if code >= 0 else None,
         signal=signal_name(code) if code < 0 else None,
-        timed_out=timed_out, stopped=stopped, error=None,
+        timed_out=watch.timed_out, stopped=watch.stopped, error=None,
         duration=time.monotonic() - start, timeout=timeout,
     )
 
 
-def _supervise(
-    proc: subprocess.Popen, capture: OutputCapture, start: float, timeout: float | None,
-    tick: Callable[[], object | None] | None, tick_interval: float, kill_grace: float,
-) -> tuple[bool, object | None]:
-    """The wait loop; returns (timed_out, stopped) once the shell has exited (not yet reaped)
-    and the rest of its group was killed."""
-    watch = _Watch(proc, capture, start, timeout, tick, tick_interval, kill_grace)
-    try:
-        watch.run()
-        return watch.timed_out, watch.stopped
-    finally:
-        watch.close()
+_IN = select.POLLIN | select.POLLPRI
 
 
 class _Watch:
     """Waits for one shell to exit while reading its output, calling `tick`, and enforcing its
     timeout and any stop `tick` asks for (SIGTERM to the group, SIGKILL after the grace).
-    The shell's exit is noticed by its pidfd where there is one, else by polling."""
+    The shell's exit is noticed by its pidfd where there is one, else by polling. One poll
+    object serves the whole run; a short job costs a pass or two."""
 
-    def __init__(self, proc: subprocess.Popen, capture: OutputCapture, start: float,
+    def __init__(self, child: Child, capture: OutputCapture, start: float,
                  timeout: float | None, tick: Callable[[], object | None] | None,
                  tick_interval: float, kill_grace: float) -> None:
-        self.pid = proc.pid
+        self.pid = child.pid
         self.capture = capture
         self.tick = tick
         self.tick_interval = tick_interval
         self.kill_grace = kill_grace
-        self.sel = selectors.PollSelector() if hasattr(selectors, "PollSelector") else \
-            selectors.DefaultSelector()
-        self.streams = {proc.stdout.fileno(): STDOUT, proc.stderr.fileno(): STDERR}
-        for fd, stream in self.streams.items():
-            os.set_blocking(fd, False)
-            self.sel.register(fd, selectors.EVENT_READ, stream)
+        self.poll = select.poll()
+        self.streams = {child.stdout: STDOUT, child.stderr: STDERR}
+        self.poll.register(child.stdout, _IN)
+        self.poll.register(child.stderr, _IN)
         self.pidfd = self._open_pidfd()
         self.notified = self.pidfd is not None  # the pidfd will wake us when the shell exits
         self.deadline = None if timeout is None else start + max(0.0, timeout)
@@ -187,41 +173,48 @@ class _Watch:
             fd = os.pidfd_open(self.pid)
         except OSError:
             return None  # no pidfd in this kernel: poll for the exit instead
-        self.sel.register(fd, selectors.EVENT_READ, None)
+        self.poll.register(fd, select.POLLIN)
         return fd
 
     def run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            if self.pidfd is not None:
+                os.close(self.pidfd)
+
+    def _loop(self) -> None:
         while True:
             now = time.monotonic()
-            self._call_tick(now)
-            now = time.monotonic()
-            self._check_deadline(now)
+            if self.next_tick is not None and now >= self.next_tick:
+                self._call_tick(now)
+                now = time.monotonic()
+            if self.deadline is not None and now >= self.deadline:
+                self._check_deadline(now)
             if self.kill_at is not None and not self.killed and now >= self.kill_at:
                 self.killed = True
                 _killpg(self.pid, signal.SIGKILL)
             if self.exited_at is None and not self.notified and _has_exited(self.pid):
                 self.exited_at = now
-            wake = self._wake_times(now)
-            if wake is None:
+            wake = self._wake_time(now)
+            if wake is False:
                 break
-            self._select(max(0.0, min(wake) - now) if wake else None)
-        _killpg(self.pid, signal.SIGKILL)
-        for fd in list(self.streams):  # what the leftovers wrote before they died
-            for _ in range(16):
-                if not _read(fd, self.streams[fd], self.capture, self.sel, self.streams):
-                    break
+            self._wait(None if wake is None else max(0.0, (wake - now) * 1000.0))
+        if self.streams:
+            _killpg(self.pid, signal.SIGKILL)
+            for fd in list(self.streams):  # what the leftovers wrote before they died
+                for _ in range(16):
+                    if not self._read(fd):
+                        break
 
     def _call_tick(self, now: float) -> None:
-        if self.next_tick is None or now < self.next_tick:
-            return
         reason = self.tick()  # type: ignore[misc]
         self.next_tick = time.monotonic() + self.tick_interval
         if reason is not None and self.kill_at is None and self.exited_at is None:
             self._stop(now, stopped=reason)
 
     def _check_deadline(self, now: float) -> None:
-        if self.deadline is not None and now >= self.deadline and self.kill_at is None \
-                and self.exited_at is None:
+        if self.kill_at is None and self.exited_at is None:
             self._stop(now, timed_out=True)
 
     def _stop(self, now: float, stopped: object | None = None, timed_out: bool = False) -> None:
@@ -232,54 +225,51 @@ class _Watch:
         self.kill_at = now + self.kill_grace
         _terminate(self.pid)
 
-    def _wake_times(self, now: float) -> list[float] | None:
-        """When to look again; None once the shell has exited and its leftovers had their
-        moment (or their grace, while being terminated) to flush their output."""
-        wake = [self.next_tick]
+    def _wake_time(self, now: float) -> float | None | bool:
+        """When to look again (monotonic; None: only when something happens); False once the
+        shell has exited and its leftovers had their moment (or their grace, while being
+        terminated) to flush their output."""
+        wake = self.next_tick
         if self.exited_at is not None:
             linger_end = (self.kill_at if self.kill_at is not None and not self.killed
                           else self.exited_at + LINGER)
             if not self.streams or now >= linger_end:
-                return None
-            wake.append(linger_end)
+                return False
+            return linger_end if wake is None else min(wake, linger_end)
+        if self.kill_at is None:
+            later = self.deadline
+        elif not self.killed:
+            later = self.kill_at
         else:
-            if self.kill_at is None:
-                wake.append(self.deadline)
-            elif not self.killed:
-                wake.append(self.kill_at)
-            if not self.notified:
-                wake.append(now + self.poll_wait)
-                self.poll_wait = min(self.poll_wait * 2, 0.05)
-        return [t for t in wake if t is not None]
+            later = None
+        if later is not None:
+            wake = later if wake is None else min(wake, later)
+        if not self.notified:
+            wake = now + self.poll_wait if wake is None else min(wake, now + self.poll_wait)
+            self.poll_wait = min(self.poll_wait * 2, 0.05)
+        return wake
 
-    def _select(self, timeout: float | None) -> None:
-        for key, _ in self.sel.select(timeout):
-            if key.data is None:
-                self.sel.unregister(self.pidfd)
+    def _wait(self, timeout_ms: float | None) -> None:
+        for fd, _ in self.poll.poll(timeout_ms):
+            if fd == self.pidfd:
+                self.poll.unregister(fd)
                 self.notified = False  # it fired: confirm with waitid on the next pass
                 self.poll_wait = 0.0005
-            else:
-                _read(key.fd, key.data, self.capture, self.sel, self.streams)
+            elif fd in self.streams:
+                self._read(fd)
 
-    def close(self) -> None:
-        self.sel.close()
-        if self.pidfd is not None:
-            os.close(self.pidfd)
-
-
-def _read(fd: int, stream: int, capture: OutputCapture, sel: selectors.BaseSelector,
-          streams: dict[int, int]) -> bool:
-    """One read into the capture; False when nothing was read (EOF or would block)."""
-    try:
-        data = os.read(fd, READ_SIZE)
-    except BlockingIOError:
+    def _read(self, fd: int) -> bool:
+        """One read into the capture; False when nothing was read (EOF or would block)."""
+        try:
+            data = os.read(fd, READ_SIZE)
+        except BlockingIOError:
+            return False
+        if data:
+            self.capture.feed(self.streams[fd], data)
+            return True
+        self.poll.unregister(fd)
+        del self.streams[fd]
         return False
-    if data:
-        capture.feed(stream, data)
-        return True
-    sel.unregister(fd)
-    del streams[fd]
-    return False
 
 
 def _terminate(pgid: int) -> None:
