@@ -68,7 +68,8 @@ class Attempt:
         settings = self.worker.settings
         timeout = self.job.timeout if self.job.timeout is not None else settings.job_timeout
         result = run_command(self.job.command, cwd=self.job.cwd, env=env, timeout=timeout,
-                             capture=self.capture, tick=self.tick, tick_interval=TICK)
+                             capture=self.capture, tick=self.tick, tick_interval=TICK,
+                             every_child=True)  # a worker starts nothing but jobs
         return result, outcome_of(result)
 
     def output(self) -> tuple[Chunks, Tail | None]:
@@ -85,6 +86,7 @@ class Attempt:
     def tick(self) -> Interrupt | None:
         """Called by the runner every TICK while the command runs: an Interrupt stops it."""
         worker = self.worker
+        worker.flush_log()  # the start line of a job that runs a while is not held back
         if worker.orphaned():  # nobody would watch or replace us: give the job back now
             worker.flags.cold_stop = True
         if worker.flags.cold_stop:

@@ -8,6 +8,7 @@ import os
 import selectors
 import signal
 import sys
+import threading
 import time
 from typing import Iterable
 
@@ -248,12 +249,15 @@ def reap_children(job_id: str | None, *, kill: bool, any_marker: bool = False,
 
 
 def _child_pids() -> list[int]:
+    """This process's children. Orphans are re-parented to the subreaper's main thread, and
+    a process with one thread has no other list to read, so that is one small read."""
     me = os.getpid()
     try:
+        if threading.active_count() == 1 and threading.current_thread() is threading.main_thread():
+            return _children_of(f"/proc/{me}/task/{me}/children")
         pids = []
         for tid in os.listdir(f"/proc/{me}/task"):
-            with open(f"/proc/{me}/task/{tid}/children", "rb") as f:
-                pids.extend(int(p) for p in f.read().split())
+            pids.extend(_children_of(f"/proc/{me}/task/{tid}/children"))
         return pids
     except FileNotFoundError:
         pass  # no per-task children lists in this kernel: scan every process
@@ -262,6 +266,19 @@ def _child_pids() -> list[int]:
         if name.isdigit() and _proc_ppid(int(name)) == me:
             pids.append(int(name))
     return pids
+
+
+def _children_of(path: str) -> list[int]:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = b""
+        while True:
+            part = os.read(fd, 65536)
+            if not part:
+                return [int(p) for p in data.split()]
+            data += part
+    finally:
+        os.close(fd)
 
 
 def _stat_fields(pid: int) -> list[bytes] | None:

@@ -22,7 +22,7 @@ from .errors import StoreBusy, StoreIOError
 from .leases import LeaseWatch
 from .lifecycle import Outcome, RetryPolicy
 from .models import Job, JobState
-from .reaper import kill_leftovers, reap_orphans
+from .reaper import kill_leftovers
 from .sanitize import one_line
 from .store.base import Finished, Stop, Store
 
@@ -97,6 +97,8 @@ class Worker:
         self.policy = policy_of(settings)
         self.flags = Flags()
         self.log = log or (lambda line: None)
+        self._flush = getattr(log, "flush", None)  # a buffered log (worklog.LineLog)
+        self._fault_point = os.environ.get("QUEUECTL_FAULT")  # test-only, see _fault
         self.paused = paused
         self.set_busy = set_busy
         self.parent_pid = parent_pid
@@ -172,6 +174,12 @@ class Worker:
             self._give_back_claimed()
             if bell is not None:
                 bell.close()
+            self.flush_log()
+
+    def flush_log(self) -> None:
+        """Write the log lines still buffered (before a sleep, while a job runs, at the end)."""
+        if self._flush is not None:
+            self._flush()
 
     def _next_look(self, looked: float) -> float:
         """When to look for work without being woken (monotonic): a poll interval after the last
@@ -184,6 +192,7 @@ class Worker:
 
     def _wait(self, bell, until: float) -> bool:
         """Sleep until rung (True), a signal arrives, or `until` (monotonic)."""
+        self.flush_log()
         timeout = max(0.0, until - self.monotonic())
         if bell is not None:
             rang = bell.wait(timeout, self.wake_fds)
@@ -236,28 +245,35 @@ class Worker:
         worker goes on); None when the lease was lost and nothing was recorded."""
         self.set_busy(True)
         started = time.monotonic()
-        self.log(f"start {one_line(job.id, 40)} (attempt {job.attempt}): "
-                 f"{one_line(job.command, 60)}")
-        _fault("after_claim")
+        name = one_line(job.id, 40)
+        self.log(f"start {name} (attempt {job.attempt}): {one_line(job.command, 60)}")
+        self._fault("after_claim")
         attempt = Attempt(self, job)
+        # The run kills every child this process has left when it ends, marked or not: this
+        # process starts nothing but jobs (see reap_orphans).
         result, outcome = attempt.run(job_environment(self._env, job, self.id))
-        reap_orphans(job.id, every_child=True)  # this process starts nothing but jobs
-        _fault("before_finish")
+        self._fault("before_finish")
         if outcome is None:
-            self.log(f"lost the lease of {one_line(job.id, 40)}; its result is discarded")
+            self.log(f"lost the lease of {name}; its result is discarded")
             self.set_busy(False)
             return None
         finished = self._record(attempt, outcome)
-        _fault("after_finish")
-        took = format_duration(time.monotonic() - started)
+        self._fault("after_finish")
         if not finished.recorded:
-            self.log(f"{one_line(job.id, 40)} was taken over by another worker; result discarded")
+            self.log(f"{name} was taken over by another worker; result discarded")
         else:
-            self.log(f"{_verb(outcome, finished.state)} {one_line(job.id, 40)} "
-                     f"(attempt {job.attempt}) in {took}"
+            took = format_duration(time.monotonic() - started)
+            self.log(f"{_verb(outcome, finished.state)} {name} (attempt {job.attempt}) in {took}"
                      + ("" if outcome.ok else f": {one_line(outcome.error, 80)}"))
         self.set_busy(finished.next is not None)
         return finished
+
+    def _fault(self, point: str) -> None:
+        """Test-only crash points: QUEUECTL_FAULT=after_claim, before_finish or after_finish
+        kills this worker there (its log written first)."""
+        if self._fault_point == point:
+            self.flush_log()
+            os.kill(os.getpid(), signal.SIGKILL)
 
     def _record(self, attempt: Attempt, outcome: Outcome) -> Finished:
         go_on = not (self.stopping or self.paused() or self.orphaned())
@@ -388,10 +404,3 @@ def _drain(fds: tuple[int, ...]) -> None:
                 pass
         except (BlockingIOError, OSError):
             pass
-
-
-def _fault(point: str) -> None:
-    """Test-only crash points: QUEUECTL_FAULT=after_claim, before_finish or after_finish kills
-    this worker there."""
-    if os.environ.get("QUEUECTL_FAULT") == point:
-        os.kill(os.getpid(), signal.SIGKILL)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 from typing import Callable
 
 from .config import settings_of
@@ -13,20 +12,13 @@ from .errors import PermissionDenied, QueueError, StoreUnusable
 from .reaper import become_subreaper
 from .store import open_store
 from .worker import Worker
+from .worklog import LineLog
 
 
 def _logger(worker_id: str, quiet: bool) -> Callable[[str], None]:
     if quiet:
         return lambda line: None
-
-    def log(line: str) -> None:
-        stamp = time.strftime("%H:%M:%S")
-        try:
-            sys.stderr.write(f"{stamp} {worker_id} {line}\n")
-            sys.stderr.flush()
-        except (OSError, ValueError):
-            pass
-    return log
+    return LineLog(sys.stderr, worker_id)
 
 
 def _signal_pipe() -> int:
@@ -48,6 +40,7 @@ def _open(location: str, log: Callable[[str], None]):
         return store, settings
     except QueueError as exc:
         log(f"cannot open the store: {exc}")
+        getattr(log, "flush", lambda: None)()
         sys.exit(exc.exit_code)
 
 
@@ -83,4 +76,5 @@ def worker_main(location: str, worker_id: str, *, burst: bool = False, quiet: bo
         log(f"stopping: {exc}")
         sys.exit(exc.exit_code)
     finally:
+        worker.flush_log()
         store.close()
