@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -41,14 +43,25 @@ def test_the_shell_leads_a_session_of_its_own_with_empty_stdin(how):
 
 
 def test_no_descriptor_of_the_worker_is_inherited(how, tmp_path):
-    leaked = os.open(tmp_path / "f", os.O_CREAT | os.O_RDONLY)
-    os.set_inheritable(leaked, True)  # as multiprocessing leaves some in a worker
-    try:
-        result, out, _ = run("ls /proc/self/fd")
-    finally:
-        os.close(leaked)
-    assert result.ok
-    assert len(out.split()) == 4  # 0, 1, 2 and the directory ls reads
+    # A fresh process holding an inheritable descriptor from its start, as multiprocessing
+    # leaves some in a worker: neither its first job nor a later one gets it.
+    script = f"""
+import os, sys
+from queuectl import spawn
+from queuectl.output import OutputCapture, STDOUT
+from queuectl.runner import run_command
+spawn.set_fast_spawn({how == "posix_spawn"})
+leaked = os.open({str(tmp_path / "f")!r}, os.O_CREAT | os.O_RDONLY)
+os.set_inheritable(leaked, True)
+for _ in range(2):
+    cap = OutputCapture(1 << 20)
+    assert run_command("ls /proc/self/fd", cwd="/", env=None, timeout=10, capture=cap).ok
+    print(len(b"".join(d for s, d in cap.take_head() if s == STDOUT).split()))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["4", "4"]  # 0, 1, 2 and the directory ls reads
 
 
 def test_sigpipe_is_back_to_its_default_and_ignored_signals_stay_ignored(how):
