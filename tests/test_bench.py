@@ -192,7 +192,8 @@ def test_filesystem_of_names_something():
 
 
 def test_console_figure_is_omitted_without_the_console(monkeypatch, tmp_path):
-    monkeypatch.setattr(bigstore.importlib.util, "find_spec", lambda name: None)
+    for name in ("queuectl_tui", "queuectl_tui.loader", "queuectl_tui.snapshot"):
+        monkeypatch.setitem(sys.modules, name, None)  # as if it were not installed
     times, why = bigstore.console_refresh_times(str(tmp_path / "q.db"), 1)
     assert times is None and "console not available" in why
     assert not (tmp_path / "q.db").exists()

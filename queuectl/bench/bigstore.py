@@ -6,8 +6,6 @@ triggers as any enqueue), so what is measured afterwards sees a store built the 
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 import socket
 import time
@@ -15,7 +13,7 @@ from typing import Callable
 
 from ..config import resolve
 from ..models import NewJob
-from ..store import display_location, open_store
+from ..store import open_store
 from .procs import BenchError, child_env, queuectl_argv, timed_run
 
 BATCH = 100_000
@@ -84,16 +82,12 @@ def status_call_times(db: str, runs: int) -> list[float]:
 def console_refresh_times(db: str, runs: int) -> tuple[list[float] | None, str]:
     """Seconds of `runs` console refreshes (`queuectl_tui.loader.Loader.load`, the call the
     console makes off its UI thread), after one untimed first load; or None and why not."""
-    if importlib.util.find_spec("queuectl_tui") is None:
-        return None, "console not available (queuectl_tui is not installed)"
     try:
-        loader_mod = importlib.import_module("queuectl_tui.loader")
-        snapshot_mod = importlib.import_module("queuectl_tui.snapshot")
-        Loader, Request = loader_mod.Loader, snapshot_mod.Request
-    except (ImportError, AttributeError) as exc:
-        return None, f"console not available ({type(exc).__name__}: {exc})"
-    loader = Loader(lambda: open_store(db, durability="normal"), pool=None, clock=None,
-                    location=display_location(db))
+        from queuectl_tui.loader import Loader
+        from queuectl_tui.snapshot import Request
+    except ImportError as exc:
+        return None, f"console not available ({exc})"
+    loader = Loader(lambda: open_store(db, durability="normal"), pool=None, clock=None)
     try:
         loader.load(Request(seq=0))
         times = []
