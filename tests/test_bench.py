@@ -9,6 +9,7 @@ import math
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from queuectl.bench import bigstore
+from queuectl.bench import bigstore, cpu, queuestore, reference
 from queuectl.bench.report import (Figure, Omitted, Report, Target, format_value, median,
                                    percentile, ratio, render_table, store_line, to_json)
 from queuectl.bench.stores import with_schema
@@ -191,8 +192,113 @@ def test_filesystem_of_names_something():
     assert filesystem_of(os.getcwd())
 
 
+@pytest.mark.parametrize("stat, ticks", [
+    ("1234 (python3) S 1 1234 1234 0 -1 4194560 900 0 0 0 25 7 3 4 20 0 1 0 99 1 1", 32),
+    ("9 (a) b (c) R 1 9 9 0 -1 0 0 0 0 0 0 0 100 200 20 0 1 0 5 1 1", 0),
+    ("9 (sh -c x) S 1 9 9 0 -1 0 0 0 0 0 1 2 0 0 20 0 1 0 5 1 1", 3),
+])
+def test_stat_ticks_are_the_process_own_user_and_system_time(stat, ticks):
+    assert cpu.stat_ticks(stat) == ticks  # utime + stime; never the children's cutime/cstime
+
+
+def test_processes_seconds_of_this_process_grow_with_work():
+    before = cpu.processes_seconds([os.getpid()])
+    deadline = cpu.own_seconds() + 0.05
+    while cpu.own_seconds() < deadline:
+        pass
+    assert cpu.processes_seconds([os.getpid()]) > before
+
+
+def test_queue_layout_has_each_kind_of_queue_and_serves_one_of_each():
+    plan = queuestore.layout()
+    assert len(plan.names) == len(set(plan.names)) == 100
+    assert len(plan.limited) == len(plan.paused) == 10
+    assert not set(plan.limited) & set(plan.paused)
+    assert len(plan.open) == 80
+    open_, full, paused = plan.served
+    assert open_ in plan.open and full in plan.limited and paused in plan.paused
+    assert plan.claimable == open_
+
+
+VARYING = {"seq", "id", "run_at", "created_at", "updated_at"}
+
+
+def _sqlite_rows(path: Path) -> tuple[list, list, list]:
+    conn = sqlite3.connect(path)
+    try:
+        cols = [r[1] for r in conn.execute("PRAGMA table_info(jobs)") if r[1] not in VARYING]
+        return (conn.execute(f"SELECT {', '.join(cols)} FROM jobs").fetchall(),
+                conn.execute("SELECT queue, state, n FROM counts ORDER BY 1, 2").fetchall(),
+                conn.execute("SELECT name, concurrency, paused FROM queues").fetchall())
+    finally:
+        conn.close()
+
+
+def _enqueue_file(db: str, cwd: Path, lines: int) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUEUECTL_")}
+    env["QUEUECTL_DB"] = db
+    (cwd / "jobs.jsonl").write_text('{"command": "true"}\n' * lines)
+    for args in (["init"], ["enqueue", "--file", "jobs.jsonl"]):
+        done = subprocess.run(QUEUECTL + args, env=env, cwd=cwd, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+
+
+def test_bare_sqlite_writers_store_the_rows_our_enqueue_stores(tmp_path):
+    """The executemany and the one-shot references write what `queuectl enqueue` writes: every
+    column the same but the id and the times, the same counts, the same queue."""
+    ours = tmp_path / "ours.db"
+    _enqueue_file(str(ours), tmp_path, 3)
+    bulk = tmp_path / "bulk.db"
+    assert reference.raw_insert_rate(str(bulk), 3, str(tmp_path)) > 0
+    once = tmp_path / "once.db"
+    reference.store_like_ours(str(once))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUEUECTL_")}
+    for _ in range(3):
+        assert reference.one_shot_seconds(str(once), str(tmp_path), env) > 0
+    assert _sqlite_rows(bulk) == _sqlite_rows(once) == _sqlite_rows(ours)
+    assert len(_sqlite_rows(ours)[0]) == 3
+
+
+def test_bare_postgres_writers_store_the_rows_our_enqueue_stores(pg_server, tmp_path):
+    import psycopg
+
+    from queuectl.bench import reference_pg
+    from queuectl.store.postgres.conn import parse_location
+
+    def rows(url: str) -> list:
+        schema = parse_location(url).schema
+        with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+            cols = [r[0] for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = %s "
+                "AND table_name = 'jobs' ORDER BY ordinal_position", (schema,))
+                if r[0] not in VARYING]
+            return (conn.execute(f'SELECT {", ".join(cols)} FROM "{schema}".jobs').fetchall(),
+                    conn.execute(f'SELECT name, concurrency, paused FROM "{schema}".queues')
+                    .fetchall())
+
+    urls = {k: pg_server.url(schema=f"t_rows_{k}_{os.getpid()}") for k in ("ours", "bulk", "once")}
+    try:
+        _enqueue_file(urls["ours"], tmp_path, 70)  # enough for COPY, as big batches use
+        reference.store_like_ours(urls["bulk"])
+        conninfo = parse_location(urls["bulk"]).conninfo
+        assert reference_pg.raw_copy_rate(conninfo, parse_location(urls["bulk"]).schema, 70,
+                                          str(tmp_path)) > 0
+        reference.store_like_ours(urls["once"])
+        env = {k: v for k, v in os.environ.items() if not k.startswith("QUEUECTL_")}
+        assert reference_pg.one_shot_seconds(conninfo, parse_location(urls["once"]).schema,
+                                             str(tmp_path), env) > 0
+        assert rows(urls["bulk"]) == rows(urls["ours"])
+        once_rows, once_queues = rows(urls["once"])
+        assert once_rows == rows(urls["ours"])[0][:1] and once_queues == rows(urls["ours"])[1]
+    finally:
+        with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+            for url in urls.values():
+                conn.execute(f'DROP SCHEMA IF EXISTS "{parse_location(url).schema}" CASCADE')
+
+
 def test_console_figure_is_omitted_without_the_console(monkeypatch, tmp_path):
-    monkeypatch.setattr(bigstore.importlib.util, "find_spec", lambda name: None)
+    for name in ("queuectl_tui", "queuectl_tui.loader", "queuectl_tui.snapshot"):
+        monkeypatch.setitem(sys.modules, name, None)  # as if it were not installed
     times, why = bigstore.console_refresh_times(str(tmp_path / "q.db"), 1)
     assert times is None and "console not available" in why
     assert not (tmp_path / "q.db").exists()
@@ -252,11 +358,14 @@ def test_real_run_leaves_the_users_store_alone(real_run):
 def test_real_run_reports_every_figure(real_run):
     data = json.loads(real_run[0].stdout)
     keys = [f["key"] for f in data["figures"]]
-    expected = ["drain", "drain_vs_spawn", "dispatch_p50_50ms", "dispatch_p99_50ms",
-                "dispatch_p50_2s", "dispatch_p99_2s", "bulk_enqueue", "enqueue_process",
-                "claim_1k", "status_1k"]
+    expected = ["drain", "drain_vs_spawn", "drain_many_workers", "worker_cpu",
+                "dispatch_p50_50ms", "dispatch_p99_50ms", "dispatch_p50_2s", "dispatch_p99_2s",
+                "dispatch_p50_limited_50ms", "bulk_enqueue", "bulk_enqueue_rate",
+                "enqueue_process", "enqueue_process_vs_typer", "claim_1k", "status_1k"]
     assert keys[:len(expected)] == expected
-    console = [k for k in keys[len(expected):]]
+    queues = ["claim_100q_10k", "claim_3of100q_10k"]
+    assert keys[-len(queues):] == queues
+    console = keys[len(expected):-len(queues)]
     omitted = [o["key"] for o in data["omitted"]]
     assert console == ["console_1k"] or "console_1k" in omitted
     assert "1M-job figures" in omitted
@@ -281,11 +390,45 @@ def _assert_sane(data: dict) -> None:
 def test_real_run_figures_are_sane(real_run):
     data = json.loads(real_run[0].stdout)
     _assert_sane(data)
-    samples = {f["key"]: f["samples"] for f in data["figures"]}
-    assert samples["dispatch_p50_50ms"] == 4 and samples["claim_1k"] == 40
-    assert {f["key"]: f["target"]["bound"] for f in data["figures"]
-            if f["key"].startswith("dispatch_p50")} == {"dispatch_p50_50ms": 5.0,
-                                                          "dispatch_p50_2s": 5.0}
+    figures = {f["key"]: f for f in data["figures"]}
+    assert figures["dispatch_p50_50ms"]["samples"] == 4
+    assert figures["dispatch_p50_limited_50ms"]["samples"] == 4
+    assert figures["claim_1k"]["samples"] == 40 and figures["claim_100q_10k"]["samples"] == 40
+    assert {k: f["target"]["bound"] for k, f in figures.items()
+            if k.startswith("dispatch_p50")} == {"dispatch_p50_50ms": 5.0,
+                                                  "dispatch_p50_2s": 5.0,
+                                                  "dispatch_p50_limited_50ms": 5.0}
+    _assert_targets(figures)
+    # each figure that compares us with ourselves names the figure it is compared with
+    assert figures["drain_many_workers"]["reference"]["value"] == figures["drain"]["value"]
+    assert figures["dispatch_p50_limited_50ms"]["reference"]["value"] == \
+        figures["dispatch_p50_50ms"]["value"]
+    assert figures["claim_100q_10k"]["reference"]["value"] == figures["claim_1k"]["value"]
+    assert figures["claim_3of100q_10k"]["reference"]["value"] == \
+        figures["claim_100q_10k"]["value"]
+    assert figures["bulk_enqueue_rate"]["value"] == figures["bulk_enqueue"]["value"]
+    assert figures["drain_many_workers"]["name"] == "drain, 50 jobs, 4 workers"
+
+
+# The targets of issue 16, on both stores.
+TARGETS = {
+    "drain": ("ratio", ">=", 1.0),
+    "drain_vs_spawn": ("ratio", ">=", 0.8),
+    "drain_many_workers": ("ratio", ">=", 0.9),
+    "bulk_enqueue": ("ratio", ">=", 1.0),
+    "bulk_enqueue_rate": ("value", ">=", 100_000),
+    "enqueue_process": ("ratio", "<=", 2.0),
+    "claim_100q_10k": ("ratio", "<=", 1.5),
+    "claim_3of100q_10k": ("ratio", "<=", 1.5),
+}
+
+
+def _assert_targets(figures: dict) -> None:
+    for key, (on, op, bound) in TARGETS.items():
+        t = figures[key]["target"]
+        assert (t["on"], t["op"], t["bound"]) == (on, op, bound), key
+    for key in ("worker_cpu", "enqueue_process_vs_typer"):
+        assert figures[key]["target"] is None, key
 
 
 # -- on PostgreSQL: throwaway schemas in the URL's database, dropped afterwards
@@ -339,11 +482,14 @@ def test_bench_on_postgresql_reports_its_figures_and_drops_its_schemas(pg_url, t
     assert {"fsync", "synchronous_commit"} <= set(store)
 
     figures = {f["key"]: f for f in data["figures"]}
-    expected = ["drain", "drain_vs_spawn", "drain_vs_sqlite", "dispatch_p50_50ms",
-                "dispatch_p99_50ms", "dispatch_p50_2s", "dispatch_p99_2s", "bulk_enqueue",
-                "enqueue_process", "enqueue_process_vs_driver", "claim_1k", "status_1k"]
+    expected = ["drain", "drain_vs_spawn", "drain_many_workers", "worker_cpu", "drain_vs_sqlite",
+                "dispatch_p50_50ms", "dispatch_p99_50ms", "dispatch_p50_2s", "dispatch_p99_2s",
+                "dispatch_p50_limited_50ms", "bulk_enqueue", "bulk_enqueue_rate",
+                "enqueue_process", "enqueue_process_vs_typer", "claim_1k", "status_1k"]
     assert list(figures)[:len(expected)] == expected
+    assert list(figures)[-2:] == ["claim_100q_10k", "claim_3of100q_10k"]
     _assert_sane(data)
+    _assert_targets(figures)
     # PostgreSQL's own references and targets
     assert "sync commit off" in figures["drain"]["reference"]["name"]
     assert "SQLite" in figures["drain_vs_sqlite"]["reference"]["name"]
@@ -351,11 +497,12 @@ def test_bench_on_postgresql_reports_its_figures_and_drops_its_schemas(pg_url, t
                                                     "text": ">= 0.5x"}
     assert "LISTEN" in figures["dispatch_p50_50ms"]["reference"]["name"]
     assert figures["dispatch_p50_50ms"]["target"]["bound"] == 10.0
+    assert figures["dispatch_p50_limited_50ms"]["target"]["bound"] == 10.0
     assert figures["dispatch_p99_2s"]["target"]["bound"] == 20.0
     assert "COPY" in figures["bulk_enqueue"]["reference"]["name"]
     assert "psycopg" in figures["claim_1k"]["reference"]["name"]
-    assert figures["enqueue_process_vs_driver"]["reference"]["name"] == \
-        "python -c 'import typer, psycopg'"
+    assert "psycopg" in figures["enqueue_process"]["reference"]["name"]
+    assert "bare loop" in figures["worker_cpu"]["reference"]["name"]
     assert "bench: drain on SQLite for comparison" in err
 
     assert _bench_schemas(pg_url, proc.pid) == []

@@ -20,9 +20,7 @@ class Loader:
     """Builds snapshots. Use from one thread at a time (the app never overlaps refreshes)."""
 
     def __init__(self, store_factory: Callable[[], Store], *, pool: PoolLike | None,
-                 clock: Callable[[], float] | None, location: str | None = None) -> None:
-        # `location` is not used (the header's text is the app's); it is accepted only so that
-        # queuectl/bench/bigstore.py, which still passes it, keeps working until it drops it.
+                 clock: Callable[[], float] | None) -> None:
         self.store_factory = store_factory
         self.pool = pool
         self.clock = clock

@@ -6,30 +6,30 @@ triggers as any enqueue), so what is measured afterwards sees a store built the 
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 import socket
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 from ..config import resolve
-from ..models import NewJob
-from ..store import display_location, open_store
+from ..models import DEFAULT_QUEUE, NewJob
+from ..store import open_store
 from .procs import BenchError, child_env, queuectl_argv, timed_run
 
 BATCH = 100_000
 CLAIM_WORKER = "bench-claim"
 
 
-def fill(db: str, jobs: int, cwd: str, progress: Callable[[str], None]) -> None:
-    """Add `jobs` pending `true` jobs to the store at `db`."""
+def fill(db: str, jobs: int, cwd: str, progress: Callable[[str], None],
+         queues: Sequence[str] = (DEFAULT_QUEUE,)) -> None:
+    """Add `jobs` pending `true` jobs to the store at `db`, dealt over `queues` in turn."""
     store = open_store(db, durability="normal")
     try:
         done = 0
         while done < jobs:
             n = min(BATCH, jobs - done)
-            store.enqueue([NewJob(command="true") for _ in range(n)], now=store.now(),
+            store.enqueue([NewJob(command="true", queue=queues[(done + i) % len(queues)])
+                           for i in range(n)], now=store.now(),
                           default_max_retries=0, default_cwd=cwd)
             done += n
             if jobs > BATCH:
@@ -38,10 +38,10 @@ def fill(db: str, jobs: int, cwd: str, progress: Callable[[str], None]) -> None:
         store.close()
 
 
-def claim_times(db: str, claims: int) -> list[float]:
-    """Seconds of each of `claims` claims by one registered worker, at the workers' default
-    durability (SQLite synchronous=NORMAL, PostgreSQL synchronous_commit=off); each claim is
-    one write transaction."""
+def claim_times(db: str, claims: int, queues: Sequence[str] | None = None) -> list[float]:
+    """Seconds of each of `claims` claims by one registered worker (serving `queues`, or all), at
+    the workers' default durability (SQLite synchronous=NORMAL, PostgreSQL
+    synchronous_commit=off); each claim is one write transaction."""
     store = open_store(db, durability="normal")
     try:
         store.register_worker(CLAIM_WORKER, os.getpid(), socket.gethostname(), store.now())
@@ -49,7 +49,7 @@ def claim_times(db: str, claims: int) -> list[float]:
         for _ in range(claims):
             now = store.now()
             start = time.perf_counter()
-            job = store.claim(CLAIM_WORKER, now=now, lease=15.0)
+            job = store.claim(CLAIM_WORKER, now=now, lease=15.0, queues=queues)
             times.append(time.perf_counter() - start)
             if job is None:
                 raise BenchError("the store ran out of jobs to claim")
@@ -84,16 +84,12 @@ def status_call_times(db: str, runs: int) -> list[float]:
 def console_refresh_times(db: str, runs: int) -> tuple[list[float] | None, str]:
     """Seconds of `runs` console refreshes (`queuectl_tui.loader.Loader.load`, the call the
     console makes off its UI thread), after one untimed first load; or None and why not."""
-    if importlib.util.find_spec("queuectl_tui") is None:
-        return None, "console not available (queuectl_tui is not installed)"
     try:
-        loader_mod = importlib.import_module("queuectl_tui.loader")
-        snapshot_mod = importlib.import_module("queuectl_tui.snapshot")
-        Loader, Request = loader_mod.Loader, snapshot_mod.Request
-    except (ImportError, AttributeError) as exc:
-        return None, f"console not available ({type(exc).__name__}: {exc})"
-    loader = Loader(lambda: open_store(db, durability="normal"), pool=None, clock=None,
-                    location=display_location(db))
+        from queuectl_tui.loader import Loader
+        from queuectl_tui.snapshot import Request
+    except ImportError as exc:
+        return None, f"console not available ({exc})"
+    loader = Loader(lambda: open_store(db, durability="normal"), pool=None, clock=None)
     try:
         loader.load(Request(seq=0))
         times = []

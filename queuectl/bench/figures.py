@@ -1,4 +1,5 @@
-"""Our own figures: drain throughput, dispatch latency, bulk enqueue, one enqueue process.
+"""Our own figures: drain throughput and the workers' CPU per job, dispatch latency (also with
+a queue limit), bulk enqueue, one enqueue process.
 
 Every measurement runs on a fresh store of its own (`stores.Fresh`: a temporary SQLite file or a
 throwaway PostgreSQL schema), with real `queuectl` processes where a person would use them
@@ -11,11 +12,12 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 from ..models import JobState, NewJob
 from ..store import open_store
 from ..store.base import Store
+from . import cpu
 from .procs import BenchError, WorkerProcesses, child_env, queuectl_argv, timed_run, wait_until
 from .reference import read_stamp
 from .stores import Fresh
@@ -39,21 +41,27 @@ class Drain:
     rate: float  # jobs/s
     seconds: float
     dead: int
+    cpu_per_job: float | None  # CPU seconds of the worker processes themselves, per job
 
 
 def drain(fresh: Fresh, jobs: int, workers: int) -> Drain:
     """`worker start --count W` idle on an empty store; then N `true` jobs are enqueued in one
     transaction. Timed from the enqueue's return (commit + doorbell) to the last job's
-    `finished_at` as its worker recorded it, so polling for the end costs no precision."""
+    `finished_at` as its worker recorded it, so polling for the end costs no precision.
+    The workers' own CPU time (not their jobs') is read before the enqueue and once the last
+    job is done, before they are stopped (None where /proc cannot tell)."""
     db, log = fresh.db, os.path.join(fresh.dir, "workers.log")
     store = open_store(db)  # durability full, as the CLI's enqueue commits
     try:
-        with WorkerProcesses(db, store, workers, log):
+        with WorkerProcesses(db, store, workers, log) as procs:
+            pids = procs.pids() if cpu.available() else []
+            cpu_before = cpu.processes_seconds(pids)
             store.enqueue([NewJob(command="true") for _ in range(jobs)], now=store.now(),
                           default_max_retries=0, default_cwd=fresh.dir)
             start = store.now()
             wait_until(lambda: _finished(store) >= jobs, max(120.0, jobs / 20),
                        f"{jobs} jobs to be drained", interval=0.2)
+            used = cpu.processes_seconds(pids) - cpu_before
             end = _last_finish(store)
         dead = store.status(store.now(), worker_timeout=60).counts.get(JobState.DEAD, 0)
     finally:
@@ -61,25 +69,45 @@ def drain(fresh: Fresh, jobs: int, workers: int) -> Drain:
     if dead:
         raise BenchError(f"{dead} of {jobs} `true` jobs failed during the drain; see {log}")
     seconds = end - start
-    return Drain(rate=jobs / seconds, seconds=seconds, dead=dead)
+    return Drain(rate=jobs / seconds, seconds=seconds, dead=dead,
+                 cpu_per_job=used / jobs if pids else None)
 
 
-def dispatch_latency(fresh: Fresh, plan: Sequence[tuple[float, int]],
-                     progress: Callable[[str], None]) -> dict[float, list[float]]:
+class Step(NamedTuple):
+    """Dispatches after `idle` seconds idle, `samples` times; with `limit`, each job goes to a
+    queue of its own with that concurrency limit (a slot free), so the limit is in force."""
+
+    idle: float
+    samples: int
+    limit: int | None = None
+
+
+LIMITED_QUEUE = "bench-limited"
+
+
+def dispatch_latency(fresh: Fresh, plan: Sequence[Step],
+                     progress: Callable[[str], None]) -> dict[Step, list[float]]:
     """Milliseconds from an enqueue's return to its job's `date +%s%N` on one idle worker,
-    for each (idle seconds, samples) in `plan`: the worker has been idle that long each time."""
+    for each step of `plan`: the worker has been idle that long each time."""
     db, stamps = fresh.db, fresh.dir
     store = open_store(db)
-    found: dict[float, list[float]] = {}
+    found: dict[Step, list[float]] = {}
     try:
         with WorkerProcesses(db, store, 1, os.path.join(fresh.dir, "worker.log")):
-            for idle, samples in plan:
-                progress(f"dispatch latency after {idle:g} s idle: {samples} samples")
-                found[idle] = []
-                for i in range(samples):
-                    stamp = os.path.join(stamps, f"stamp-{idle:g}-{i}")
-                    time.sleep(idle)
-                    [job_id] = store.enqueue([NewJob(command=f"date +%s%N > {stamp}")],
+            for n, step in enumerate(plan):
+                queue = None
+                if step.limit is not None:
+                    queue = LIMITED_QUEUE
+                    store.set_queue(queue, now=store.now(), concurrency=step.limit)
+                limited = f", queue limit {step.limit}" if queue else ""
+                progress(f"dispatch latency after {step.idle:g} s idle{limited}: "
+                         f"{step.samples} samples")
+                found[step] = []
+                for i in range(step.samples):
+                    stamp = os.path.join(stamps, f"stamp-{n}-{i}")
+                    time.sleep(step.idle)
+                    [job_id] = store.enqueue([NewJob(command=f"date +%s%N > {stamp}",
+                                                     queue=queue)],
                                              now=store.now(), default_max_retries=0,
                                              default_cwd=stamps)
                     committed = time.time_ns()
@@ -87,7 +115,7 @@ def dispatch_latency(fresh: Fresh, plan: Sequence[tuple[float, int]],
                                          "a dispatched job to start", interval=0.002)
                     wait_until(lambda: store.get(job_id).state in FINISHED, 30,
                                "a dispatched job to finish", interval=0.005)
-                    found[idle].append((started - committed) / 1e6)
+                    found[step].append((started - committed) / 1e6)
     finally:
         store.close()
     return found

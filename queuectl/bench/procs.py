@@ -109,7 +109,8 @@ class WorkerProcesses:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def _pids(self) -> list[int]:
+    def pids(self) -> list[int]:
+        """The worker processes (their rows in the store), not the pool that started them."""
         return [w.pid for w in self.store.workers()]
 
     def wait_idle(self, timeout: float = 30.0) -> None:
@@ -118,7 +119,7 @@ class WorkerProcesses:
             if self.proc is not None and self.proc.poll() is not None:
                 raise BenchError(f"`queuectl worker start` exited ({self.proc.returncode}); "
                                  f"see {self.log_path}")
-            pids = self._pids()
+            pids = self.pids()
             return pids if len(pids) >= self.count else None
 
         pids = wait_until(registered, timeout, f"{self.count} workers to start", 0.02)

@@ -16,11 +16,14 @@ import sqlite3
 import subprocess
 import sys
 import time
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
-from ..models import new_job_id
-from ..store.sqlite import schema
-from .procs import BenchError
+from ..config import resolve
+from ..models import DEFAULT_QUEUE, new_job_id
+from ..store import open_store
+from ..store.rows import ENQUEUE_COLUMNS
+from .cpu import own_seconds
+from .procs import BenchError, timed_run, wait_until
 
 SHELL = "/bin/sh"
 
@@ -79,7 +82,7 @@ def _bare_worker(path: str, synchronous: str, name: str, ready, go, results) -> 
     conn = connect(path, synchronous)
     ready.put(name)
     go.wait()
-    done, last = 0, time.time()
+    done, last, cpu = 0, time.time(), own_seconds()
     while True:
         now = time.time()
         conn.execute("BEGIN IMMEDIATE")
@@ -92,16 +95,17 @@ def _bare_worker(path: str, synchronous: str, name: str, ready, go, results) -> 
         conn.execute(BARE_DONE, (time.time(), code, row[0], name))
         conn.execute("COMMIT")
         done, last = done + 1, time.time()
+    results.put((name, done, last, own_seconds() - cpu))
     conn.close()
-    results.put((name, done, last))
 
 
 def _spawner(count: int, name: str, ready, go, results) -> None:
     ready.put(name)
     go.wait()
+    cpu = own_seconds()
     for _ in range(count):
         run_shell("true")
-    results.put((name, count, time.time()))
+    results.put((name, count, time.time(), own_seconds() - cpu))
 
 
 def _collect(q, procs, timeout: float, what: str):
@@ -120,9 +124,15 @@ def _collect(q, procs, timeout: float, what: str):
                 raise BenchError(f"timed out after {timeout:g} s waiting for {what}") from None
 
 
-def race(target, per_worker_args: Sequence[tuple], timeout: float) -> tuple[float, int]:
-    """Start one `spawn` process per args tuple, release them together once all are ready;
-    return (seconds from the release to the last one's end, total count they report)."""
+class Raced(NamedTuple):
+    seconds: float  # from the release to the last one's end
+    done: int  # the total count they report
+    cpu: float  # CPU seconds they report using after the release (their own, not children's)
+
+
+def race(target, per_worker_args: Sequence[tuple], timeout: float) -> Raced:
+    """Start one `spawn` process per args tuple, release them together once all are ready, and
+    collect what each reports: (name, count, end time, CPU seconds since the release)."""
     ctx = multiprocessing.get_context("spawn")
     ready, results, go = ctx.Queue(), ctx.Queue(), ctx.Event()
     procs = [ctx.Process(target=target, args=(*args, ready, go, results), daemon=True)
@@ -143,25 +153,34 @@ def race(target, per_worker_args: Sequence[tuple], timeout: float) -> tuple[floa
                 p.kill()
                 p.join()
     end = max(r[2] for r in reports)
-    return end - start, sum(r[1] for r in reports)
+    return Raced(end - start, sum(r[1] for r in reports), sum(r[3] for r in reports))
 
 
-def bare_drain(path: str, jobs: int, workers: int, synchronous: str = "NORMAL") -> float:
-    """Jobs/s of `workers` bare processes draining `jobs` trivial jobs from a plain table."""
+class Drained(NamedTuple):
+    rate: float  # jobs/s
+    cpu_per_job: float  # CPU seconds of the draining processes themselves, per job
+
+
+def drained(raced: Raced, jobs: int) -> Drained:
+    """A bare drain's figures, once it is sure every job was done."""
+    if raced.done != jobs:
+        raise BenchError(f"the bare loop finished {raced.done} of {jobs} jobs")
+    return Drained(jobs / raced.seconds, raced.cpu / jobs)
+
+
+def bare_drain(path: str, jobs: int, workers: int, synchronous: str = "NORMAL") -> Drained:
+    """`workers` bare processes draining `jobs` trivial jobs from a plain table."""
     bare_store(path, jobs)
-    seconds, done = race(_bare_worker, [(path, synchronous, f"bare-{i}") for i in range(workers)],
-                          timeout=max(120.0, jobs / 20))
-    if done != jobs:
-        raise BenchError(f"the bare loop finished {done} of {jobs} jobs")
-    return jobs / seconds
+    return drained(race(_bare_worker, [(path, synchronous, f"bare-{i}") for i in range(workers)],
+                        timeout=max(120.0, jobs / 20)), jobs)
 
 
 def spawn_rate(jobs: int, workers: int) -> float:
     """Commands/s of `workers` processes spawning `sh -c true` (new session, output on pipes)."""
     shares = [jobs // workers + (1 if i < jobs % workers else 0) for i in range(workers)]
-    seconds, done = race(_spawner, [(n, f"spawn-{i}") for i, n in enumerate(shares)],
-                          timeout=max(120.0, jobs / 20))
-    return done / seconds
+    raced = race(_spawner, [(n, f"spawn-{i}") for i, n in enumerate(shares)],
+                 timeout=max(120.0, jobs / 20))
+    return raced.done / raced.seconds
 
 
 def bare_claim_times(path: str, waiting: int, claims: int) -> list[float]:
@@ -182,23 +201,77 @@ def bare_claim_times(path: str, waiting: int, claims: int) -> list[float]:
         conn.close()
 
 
+JOB_COLUMNS = f"{ENQUEUE_COLUMNS}, state"
+COUNT_PENDING = "UPDATE counts SET n = n + ? WHERE queue = ? AND state = 'pending'"
+
+
+def job_insert(mark: str = "?") -> str:
+    """INSERT of one JOB_COLUMNS row, with `mark` as the placeholder ("?", or "%s")."""
+    return (f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES "
+            f"({', '.join([mark] * len(JOB_COLUMNS.split(',')))})")
+
+
+def default_max_retries() -> int:
+    """The retries a job gets from the settings when neither it nor its queue says."""
+    return resolve({}, environ={})[0].max_retries
+
+
+def job_row(cwd: str, now: float, max_retries: int) -> tuple:
+    """The JOB_COLUMNS row queuectl's enqueue writes for `{"command": "true"}` in the default
+    queue (no settings of its own) with no other setting: every column it sets, the same
+    values, a fresh id."""
+    return (new_job_id(), "true", DEFAULT_QUEUE, 0, max_retries, None, None, 0, cwd, now, now,
+            now, 0, None, None, "retry", None, "pending")
+
+
+def store_like_ours(location: str) -> None:
+    """An empty store at `location` (a file, or a URL naming a schema) made by queuectl: its
+    schema, indexes and triggers, and the default queue (with SQLite's count rows) that an
+    enqueue creates; for a bare writer to fill."""
+    store = open_store(location)
+    try:
+        store.set_queue(DEFAULT_QUEUE, now=store.now())
+    finally:
+        store.close()
+
+
 def raw_insert_rate(path: str, jobs: int, cwd: str) -> float:
-    """Jobs/s of one executemany INSERT of prepared rows into queuectl's own schema (indexes and
-    count triggers included), in one transaction at synchronous=FULL as the CLI commits."""
+    """Jobs/s of one executemany INSERT of prepared rows (`job_row`: the columns and values our
+    enqueue writes) into queuectl's own schema, plus the default queue's pending count as our
+    enqueue keeps it, in one transaction at synchronous=FULL as the CLI commits."""
+    store_like_ours(path)
     conn = connect(path, "FULL")
     try:
-        schema.migrate(conn, 0)
-        now = time.time()
-        rows = [(new_job_id(), "true", 0, 3, None, cwd, now, now, now) for _ in range(jobs)]
+        rows = [job_row(cwd, time.time(), default_max_retries()) for _ in range(jobs)]
         start = time.perf_counter()
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(
-            "INSERT INTO jobs (id, command, state, priority, max_retries, timeout, cwd, run_at, "
-            "created_at, updated_at) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.executemany(job_insert(), rows)
+        conn.execute(COUNT_PENDING, (jobs, DEFAULT_QUEUE))
         conn.execute("COMMIT")
         return jobs / (time.perf_counter() - start)
     finally:
         conn.close()
+
+
+ONE_SHOT = """import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=5.0)
+conn.execute("PRAGMA synchronous = FULL")
+conn.execute("BEGIN IMMEDIATE")
+conn.execute({insert!r}, {row!r})
+conn.execute({count!r}, (1, {queue!r}))
+conn.execute("COMMIT")
+conn.close()
+"""
+
+
+def one_shot_seconds(path: str, cwd: str, env: dict[str, str]) -> float:
+    """Wall seconds of one `python -c` (this interpreter, site enabled, as queuectl runs) that
+    imports sqlite3, connects to the store at `path` (made by `store_like_ours`), inserts one
+    `job_row` and counts it as our enqueue does, and commits at synchronous=FULL."""
+    code = ONE_SHOT.format(insert=job_insert(), row=job_row(cwd, time.time(),
+                                                             default_max_retries()),
+                           count=COUNT_PENDING, queue=DEFAULT_QUEUE)
+    return timed_run([sys.executable, "-c", code, path], env=env, cwd=cwd)
 
 
 def read_stamp(path: str) -> int | None:
@@ -260,8 +333,6 @@ def time_dispatches(proc, ours, stamp_dir: str, samples: int, idle: float,
     the pipe `ours`): `samples` times, wait `idle`, commit a job `date +%s%N > STAMP` with
     `add_job`, wake the dispatcher with `nudge` (if it is not woken by the commit itself), and
     take the milliseconds from the commit to the stamp. Stops the dispatcher."""
-    from .procs import wait_until
-
     found = []
     try:
         wait_until(lambda: ours.poll() or not proc.is_alive(), 60, "the bare dispatcher to start")

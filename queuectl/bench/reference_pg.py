@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import multiprocessing
 import select
+import sys
 import time
 
 from ..models import new_job_id
 from ..store.postgres.conn import driver
-from .procs import BenchError
-from .reference import race, run_shell, time_dispatches
+from .cpu import own_seconds
+from .procs import timed_run
+from .reference import (JOB_COLUMNS, Drained, default_max_retries, drained, job_insert, job_row,
+                        race, run_shell, time_dispatches)
 
 BARE_SCHEMA = """
 CREATE TABLE jobs (
@@ -82,26 +85,22 @@ def _bare_worker(conninfo: str, schema: str, name: str, ready, go, results) -> N
     conn = connect(conninfo, schema, synchronous=False)
     ready.put(name)
     go.wait()
-    done, last = 0, time.time()
+    done, last, cpu = 0, time.time(), own_seconds()
     while True:
         row = _claim(conn, name)
         if row is None:
             break
         _done(conn, row[0], run_shell(row[1]), name)
         done, last = done + 1, time.time()
+    results.put((name, done, last, own_seconds() - cpu))
     conn.close()
-    results.put((name, done, last))
 
 
-def bare_drain(conninfo: str, schema: str, jobs: int, workers: int) -> float:
-    """Jobs/s of `workers` bare processes draining `jobs` trivial jobs from a plain table."""
+def bare_drain(conninfo: str, schema: str, jobs: int, workers: int) -> Drained:
+    """`workers` bare processes draining `jobs` trivial jobs from a plain table."""
     bare_store(conninfo, schema, jobs)
-    seconds, done = race(_bare_worker,
-                          [(conninfo, schema, f"bare-{i}") for i in range(workers)],
-                          timeout=max(120.0, jobs / 20))
-    if done != jobs:
-        raise BenchError(f"the bare loop finished {done} of {jobs} jobs")
-    return jobs / seconds
+    return drained(race(_bare_worker, [(conninfo, schema, f"bare-{i}") for i in range(workers)],
+                        timeout=max(120.0, jobs / 20)), jobs)
 
 
 def bare_claim_times(conninfo: str, schema: str, waiting: int, claims: int) -> list[float]:
@@ -122,23 +121,41 @@ def bare_claim_times(conninfo: str, schema: str, waiting: int, claims: int) -> l
 
 
 def raw_copy_rate(conninfo: str, schema: str, jobs: int, cwd: str) -> float:
-    """Jobs/s of one COPY of prepared rows into queuectl's own schema (created beforehand by
-    opening a store on it: indexes included), in one transaction at synchronous_commit = on, as
-    the CLI's enqueue commits."""
+    """Jobs/s of one COPY of prepared rows (`reference.job_row`: the columns and values our
+    enqueue writes, with COPY as it writes big batches) into queuectl's own schema (created
+    beforehand by opening a store on it: indexes included), in one transaction at
+    synchronous_commit = on, as the CLI's enqueue commits."""
     conn = connect(conninfo, schema, synchronous=True)
     try:
-        now = time.time()
-        rows = [(new_job_id(), "true", "pending", 0, 3, None, cwd, now, now, now)
-                for _ in range(jobs)]
+        rows = [job_row(cwd, time.time(), default_max_retries()) for _ in range(jobs)]
         start = time.perf_counter()
-        with conn.cursor().copy("COPY jobs (id, command, state, priority, max_retries, timeout, "
-                                "cwd, run_at, created_at, updated_at) FROM STDIN") as copy:
+        with conn.cursor().copy(f"COPY jobs ({JOB_COLUMNS}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
         conn.commit()
         return jobs / (time.perf_counter() - start)
     finally:
         conn.close()
+
+
+CONNINFO_VARIABLE = "QUEUECTL_BENCH_CONNINFO"  # not in argv: it may hold a password
+ONE_SHOT = """import os, sys, psycopg
+conn = psycopg.connect(os.environ[{variable!r}])
+conn.execute("SELECT set_config('search_path', %s, false)", (sys.argv[1],))
+conn.execute({insert!r}, {row!r})
+conn.commit()
+conn.close()
+"""
+
+
+def one_shot_seconds(conninfo: str, schema: str, cwd: str, env: dict[str, str]) -> float:
+    """Wall seconds of one `python -c` (this interpreter, site enabled, as queuectl runs) that
+    imports psycopg, connects, sets `search_path` to `schema` (a store made by queuectl),
+    inserts one `reference.job_row` and commits at synchronous_commit = on."""
+    code = ONE_SHOT.format(variable=CONNINFO_VARIABLE, insert=job_insert("%s"),
+                           row=job_row(cwd, time.time(), default_max_retries()))
+    return timed_run([sys.executable, "-c", code, schema],
+                     env={**env, CONNINFO_VARIABLE: conninfo}, cwd=cwd)
 
 
 def _bare_dispatcher(conninfo: str, schema: str, answer) -> None:

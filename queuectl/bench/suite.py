@@ -11,13 +11,15 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Callable
 
-from . import bigstore, figures, reference
+from . import bigstore, figures, queuestore, reference
 from .bare import PostgresBare, SQLiteBare, bare_for
 from .report import Figure, Omitted, Report, Target, machine, median, percentile
 from .stores import PostgresPlace, SQLitePlace
 
 SHORT_IDLE, LONG_IDLE, SCALE_IDLE = 0.05, 2.0, 20.0
 SMALL, LARGE = 1_000, 1_000_000
+QUEUES_SMALL = 10_000  # waiting jobs in the always-run store of many queues
+CROWD = 4  # the crowded drain runs this many times the workers (8 for the default 2)
 P50_TARGET = {"sqlite": Target("value", "<=", 5.0), "postgresql": Target("value", "<=", 10.0)}
 P99_TARGET = Target("value", "<=", 20.0)
 VS_SQLITE_TARGET = Target("ratio", ">=", 0.5)  # a server store: within 2x of SQLite's drain
@@ -72,18 +74,34 @@ def _ms(seconds: float) -> float:
     return seconds * 1000.0
 
 
-def _latency_figures(found: dict[float, list[float]], floor: list[float], floor_name: str,
-                     p50_target: Target) -> list[Figure]:
+def _idle_key(idle: float) -> tuple[str, str]:
+    """(label, key part) of an idle time: ("50 ms", "50ms"), ("2 s", "2s")."""
+    if idle < 1:
+        return f"{idle * 1000:g} ms", f"{idle * 1000:g}ms"
+    return f"{idle:g} s", f"{idle:g}s"
+
+
+def _latency_figures(found: dict[figures.Step, list[float]], floor: list[float],
+                     floor_name: str, p50_target: Target) -> list[Figure]:
+    """p50 and p99 of each unlimited step beside the bare dispatcher's; the p50 of each step
+    with a queue limit beside the unlimited p50 after the same idle time."""
     out = []
-    for idle, values in found.items():
-        label = f"{idle * 1000:g} ms" if idle < 1 else f"{idle:g} s"
-        key = f"{idle * 1000:g}ms" if idle < 1 else f"{idle:g}s"
-        for p, target in ((50, p50_target), (99, P99_TARGET)):
+    free = {step.idle: values for step, values in found.items() if step.limit is None}
+    for step, values in found.items():
+        label, key = _idle_key(step.idle)
+        if step.limit is None:
+            for p, target in ((50, p50_target), (99, P99_TARGET)):
+                out.append(Figure(
+                    f"dispatch_p{p}_{key}", f"dispatch latency p{p}, {label} idle",
+                    percentile(values, p), "ms", f"{floor_name}, p{p}",
+                    percentile(floor, p), target, len(values),
+                    "enqueue commit -> `date +%s%N` runs in the job"))
+        else:
             out.append(Figure(
-                f"dispatch_p{p}_{key}", f"dispatch latency p{p}, {label} idle",
-                percentile(values, p), "ms", f"{floor_name}, p{p}",
-                percentile(floor, p), target, len(values),
-                "enqueue commit -> `date +%s%N` runs in the job"))
+                f"dispatch_p50_limited_{key}", f"dispatch latency p50, {label} idle, queue limit",
+                percentile(values, 50), "ms", "our dispatch p50, no limit",
+                percentile(free[step.idle], 50), p50_target, len(values),
+                f"the job's queue has a concurrency limit of {step.limit}, a slot free"))
     return out
 
 
@@ -126,20 +144,35 @@ def _size_figures(place: SQLitePlace | PostgresPlace, bare: SQLiteBare | Postgre
 
 
 def _drain_figures(place: SQLitePlace | PostgresPlace, bare: SQLiteBare | PostgresBare,
-                   opts: Options, progress: Callable[[str], None]) -> list[Figure]:
+                   opts: Options, progress: Callable[[str], None],
+                   omitted: list[Omitted]) -> list[Figure]:
     w, n = opts.workers, opts.jobs
+    many = CROWD * w
     progress(f"drain: {n} jobs, {w} queuectl worker(s) on {place.kind}")
     with place.fresh("drain") as fresh:
         ours = figures.drain(fresh, n, w)
     progress(f"drain reference: {n} jobs, {w} bare loop process(es)")
-    bare_rate = bare.drain(n, w)
+    bare_run = bare.drain(n, w)
     progress(f"raw spawn rate: {n} `sh -c true`, {w} process(es)")
     spawn = reference.spawn_rate(n, w)
+    progress(f"drain with more workers: {n} jobs, {many} queuectl workers")
+    with place.fresh("drain-crowd") as fresh:
+        crowd = figures.drain(fresh, n, many)
     workers = f"{w} worker{'s' if w != 1 else ''}"
     out = [Figure("drain", f"drain, {n} jobs, {workers}", ours.rate, "jobs/s",
-                  bare.names["drain"], bare_rate, Target("ratio", ">=", 1.0), n),
+                  bare.names["drain"], bare_run.rate, Target("ratio", ">=", 1.0), n),
            Figure("drain_vs_spawn", f"drain vs raw spawn, {workers}", ours.rate, "jobs/s",
-                  f"raw spawn rate, {w} processes", spawn, Target("ratio", ">=", 0.5), n)]
+                  f"raw spawn rate, {w} processes", spawn, Target("ratio", ">=", 0.8), n),
+           Figure("drain_many_workers", f"drain, {n} jobs, {many} workers", crowd.rate,
+                  "jobs/s", f"the same drain, {workers}", ours.rate, Target("ratio", ">=", 0.9),
+                  n, f"{many} workers on {os.cpu_count()} CPUs")]
+    if ours.cpu_per_job is None:
+        omitted.append(Omitted("worker_cpu", "no /proc to read the workers' CPU time from"))
+    else:
+        out.append(Figure("worker_cpu", f"worker CPU per job, {workers}",
+                          _ms(ours.cpu_per_job), "ms", f"bare loop CPU per job, {w} processes",
+                          _ms(bare_run.cpu_per_job), None, n,
+                          "user+sys of the worker processes themselves, not of their jobs"))
     if isinstance(place, PostgresPlace):
         progress(f"drain on SQLite for comparison: {n} jobs, {w} queuectl worker(s)")
         with SQLitePlace(place.workdir).fresh("drain-sqlite") as fresh:
@@ -150,14 +183,41 @@ def _drain_figures(place: SQLitePlace | PostgresPlace, bare: SQLiteBare | Postgr
     return out
 
 
+def _queue_figures(place: SQLitePlace | PostgresPlace, size: int, label: str, opts: Options,
+                   claim_1k: float, progress: Callable[[str], None]) -> list[Figure]:
+    """Claims on a store of many queues (`queuestore`), by a worker serving all of them and by
+    one serving three, beside our claim on one queue with 1k waiting."""
+    plan = queuestore.layout()
+    count = len(plan.names)
+    with place.fresh(f"queues-{label}") as fresh:
+        progress(f"building a store with {count} queues and {size + opts.claims:,} waiting jobs")
+        queuestore.build(fresh.db, size, opts.claims, fresh.dir, plan, progress)
+        progress(f"claim cost with {count} queues, {label} waiting: {opts.claims} claims, "
+                 f"then {opts.claims} serving {len(plan.served)} queues")
+        every = _ms(median(bigstore.claim_times(fresh.db, opts.claims)))
+        few = _ms(median(bigstore.claim_times(fresh.db, opts.claims, plan.served)))
+    gates = (f"{len(plan.limited)} with a concurrency limit of {plan.limit}, all taken; "
+             f"{len(plan.paused)} paused")
+    return [Figure(f"claim_{count}q_{label}", f"one claim, {count} queues, {label} waiting",
+                   every, "ms", "our claim, 1 queue, 1k waiting", claim_1k,
+                   Target("ratio", "<=", 1.5), opts.claims, gates),
+            Figure(f"claim_{len(plan.served)}of{count}q_{label}",
+                   f"one claim serving {len(plan.served)} of {count} queues, {label} waiting",
+                   few, "ms", f"our claim serving all {count}, same store", every,
+                   Target("ratio", "<=", 1.5), opts.claims,
+                   "it serves one open, one full and one paused queue")]
+
+
 def _measure(place: SQLitePlace | PostgresPlace, opts: Options,
              progress: Callable[[str], None], omitted: list[Omitted]) -> list[Figure]:
     bare = bare_for(place)
-    out = _drain_figures(place, bare, opts, progress)
+    out = _drain_figures(place, bare, opts, progress, omitted)
 
-    plan = [(SHORT_IDLE, opts.latency_samples), (LONG_IDLE, opts.latency_samples)]
+    plan = [figures.Step(SHORT_IDLE, opts.latency_samples),
+            figures.Step(LONG_IDLE, opts.latency_samples)]
     if opts.scale:
-        plan.append((SCALE_IDLE, opts.runs))
+        plan.append(figures.Step(SCALE_IDLE, opts.runs))
+    plan.append(figures.Step(SHORT_IDLE, opts.latency_samples, limit=1))  # last: no gate before
     progress(f"dispatch reference: bare dispatcher, {opts.latency_samples} samples")
     floor = bare.dispatch_ms(opts.latency_samples, SHORT_IDLE)
     with place.fresh("latency") as fresh:
@@ -168,31 +228,35 @@ def _measure(place: SQLitePlace | PostgresPlace, opts: Options,
     with place.fresh("bulk") as fresh:
         bulk = figures.bulk_enqueue(fresh, opts.bulk)
     raw = bare.insert_rate(opts.bulk)
-    out.append(Figure("bulk_enqueue", f"bulk enqueue --file, {opts.bulk:,} jobs", bulk,
-                      "jobs/s", bare.names["insert"], raw, Target("value", ">=", 100_000), 1,
-                      "wall time of the whole process, start-up included"))
+    name = f"bulk enqueue --file, {opts.bulk:,} jobs"
+    out += [Figure("bulk_enqueue", f"{name}, vs bare insert", bulk, "jobs/s",
+                   bare.names["insert"], raw,
+                   Target("ratio", ">=", 1.0), 1,
+                   "wall time of the whole process (start-up and reading the file included); "
+                   "the reference times its transaction on rows made beforehand"),
+            Figure("bulk_enqueue_rate", name, bulk, "jobs/s", bare.names["insert"], raw,
+                   Target("value", ">=", 100_000), 1)]
 
     progress(f"one `queuectl enqueue` process: {opts.runs} runs")
-    imports = ["typer"] + (["typer, psycopg"] if isinstance(place, PostgresPlace) else [])
-    with place.fresh("enqueue") as fresh:
-        enq, refs = figures.enqueue_process(
-            fresh, opts.runs, [partial(reference.python_import_seconds, m) for m in imports])
-    enq_ms, typer_ms = _ms(median(enq)), _ms(median(refs[0]))
-    out.append(Figure("enqueue_process", "one `queuectl enqueue` process", enq_ms, "ms",
-                      "python -c 'import typer'", typer_ms, Target("ratio", "<=", 1.3),
-                      opts.runs))
-    if len(refs) > 1:  # what any Python command talking to PostgreSQL pays first
-        out.append(Figure("enqueue_process_vs_driver", "one `queuectl enqueue` process",
-                          enq_ms, "ms", "python -c 'import typer, psycopg'",
-                          _ms(median(refs[1])), None, opts.runs))
+    with place.fresh("enqueue") as fresh, bare.one_shot(fresh.dir) as one_shot:
+        enq, (stdlib, typer) = figures.enqueue_process(
+            fresh, opts.runs, [one_shot, partial(reference.python_import_seconds, "typer")])
+    enq_ms, typer_ms = _ms(median(enq)), _ms(median(typer))
+    out += [Figure("enqueue_process", "one `queuectl enqueue` process", enq_ms, "ms",
+                   bare.names["one_shot"], _ms(median(stdlib)), Target("ratio", "<=", 2.0),
+                   opts.runs, "the same interpreter, site enabled; the same row, same store"),
+            Figure("enqueue_process_vs_typer", "one `queuectl enqueue`, vs import typer", enq_ms,
+                   "ms", "python -c 'import typer'", typer_ms, None, opts.runs)]
 
     small, claim_1k = _size_figures(place, bare, SMALL, "1k", opts, typer_ms, None, progress,
                                     omitted)
     out.extend(small)
+    out.extend(_queue_figures(place, QUEUES_SMALL, "10k", opts, claim_1k, progress))
     if opts.scale:
         large, _ = _size_figures(place, bare, LARGE, "1M", opts, typer_ms, claim_1k, progress,
                                  omitted)
         out.extend(large)
+        out.extend(_queue_figures(place, LARGE, "1M", opts, claim_1k, progress))
     else:
         omitted.append(Omitted("1M-job figures", "run with --scale (takes several minutes)"))
     return out
