@@ -32,8 +32,18 @@ _OPEN_HEAD = ("SELECT seq, queue, priority, run_at FROM jobs INDEXED BY jobs_rea
 _QUEUE_HEAD = ("SELECT seq, queue, priority, run_at FROM jobs INDEXED BY jobs_queue_ready "
                "WHERE queue = ? AND state IN ('pending', 'failed') AND blocked = 0 AND run_at <= ? "
                "ORDER BY priority DESC, run_at, seq LIMIT 1")
-_GATES = ("SELECT name, concurrency, paused FROM queues "
-          "WHERE concurrency IS NOT NULL OR paused > 0")
+# The gated queues (limited or paused), with how many of their slots are taken.
+_GATES = ("SELECT q.name, q.concurrency, q.paused, "
+          "(SELECT count(*) FROM slots s WHERE s.queue = q.name) FROM queues q "
+          "WHERE q.concurrency IS NOT NULL OR q.paused > 0")
+_HEADS_AT_ONCE = 200  # queue heads looked up in one statement (SQLite allows 500 terms)
+
+
+def _heads_sql(count: int) -> str:
+    """One statement giving the head of each of `count` queues (one index seek each)."""
+    return " UNION ALL ".join(["SELECT * FROM (" + _QUEUE_HEAD + ")"] * count)
+
+
 # Whether a running job's queue was paused with --kill (its worker gives the job back).
 _KILLING = (f"coalesce((SELECT q.paused = {queue_ops.KILLING} FROM queues q "
             "WHERE q.name = jobs.queue), 0)")
@@ -67,31 +77,30 @@ class Claims:
         """(seq, queue, slot) of the job to claim: the best head among the open ungated queues
         (one walk of jobs_ready) and each open gated queue (or, for a worker serving some
         queues, each of those). Inside the write transaction, so the slot is still free."""
-        gates = {name: (limit, paused) for name, limit, paused in c.execute(_GATES)}
+        gates = {name: (limit, paused, taken) for name, limit, paused, taken in c.execute(_GATES)}
         heads = []
         if only is None:
             row = c.execute(_OPEN_HEAD, (now,)).fetchone()
             if row is not None:
                 heads.append(row)
-            probe = [name for name, (_, paused) in gates.items() if not paused]
+            probe = [name for name, (_, paused, _) in gates.items() if not paused]
         else:
-            probe = [name for name in only if not gates.get(name, (None, 0))[1]]
-        slots: dict[str, int | None] = {}
-        for name in probe:
-            limit = gates.get(name, (None, 0))[0]
-            if limit is not None:
-                taken = {r[0] for r in c.execute("SELECT slot FROM slots WHERE queue = ?",
-                                                 (name,))}
-                if len(taken) >= limit:
-                    continue  # at its limit (or above it, since it was lowered)
-                slots[name] = next(k for k in range(limit) if k not in taken)
-            row = c.execute(_QUEUE_HEAD, (name, now)).fetchone()
-            if row is not None:
-                heads.append(row)
+            probe = [name for name in only if not gates.get(name, (None, 0, 0))[1]]
+        # At or above its limit (it may have been lowered): not a candidate.
+        probe = [name for name in probe
+                 if name not in gates or gates[name][0] is None or gates[name][2] < gates[name][0]]
+        for start in range(0, len(probe), _HEADS_AT_ONCE):
+            part = probe[start:start + _HEADS_AT_ONCE]
+            heads += c.execute(_heads_sql(len(part)),
+                               [v for name in part for v in (name, now)]).fetchall()
         if not heads:
             return None
         seq, queue, _, _ = min(heads, key=lambda h: (-h[2], h[3], h[0]))
-        return seq, queue, slots.get(queue)
+        limit = gates.get(queue, (None, 0, 0))[0]
+        if limit is None:
+            return seq, queue, None
+        taken = {r[0] for r in c.execute("SELECT slot FROM slots WHERE queue = ?", (queue,))}
+        return seq, queue, next(k for k in range(limit) if k not in taken)
 
     def claim(self, worker_id: str, *, now: float, lease: float,
               queues: Sequence[str] | None = None) -> Job | None:
