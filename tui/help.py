@@ -41,7 +41,9 @@ KEYS = (
 NOTES = (
     f"Panes show the first {PANE_LIMIT} jobs of each state: waiting jobs in the order they will run, "
     "the others newest first. Yellow 'retry in …' rows failed and wait for their next attempt; "
-    "cyan rows are delayed. Throughput is the number of jobs finished in the last minute "
+    "cyan rows are delayed; blue 'blocked' rows wait for other jobs (their command starts with "
+    "what they wait for) and a red 'never runs' row waits for a dead (or removed) job: retry "
+    "the dead one and the chain goes on. In Dead, magenta errors are cancelled jobs. Throughput is the number of jobs finished in the last minute "
     "divided by 60, one bar per 10 s. A running job of a limited queue shows its slot "
     "(gpu#2: QUEUECTL_SLOT=2). Job output is shown as plain text: escape sequences "
     "appear as ^[ and markup is not interpreted."
