@@ -21,37 +21,12 @@ def _cwd() -> str:
         raise InvalidInput("the current directory no longer exists; jobs run where they were enqueued") from None
 
 
-def enqueue(open_store: Callable[..., object], *, spec: str | None = None,
-            command: str | None = None, job_id: str | None = None, queue: str | None = None,
-            priority: int | None = None, max_retries: int | None = None,
-            timeout: str | None = None, delay: str | None = None, run_at: str | None = None,
-            file: str | None = None, after: Sequence[str] | None = None,
-            after_any: Sequence[str] | None = None, unique_key: str | None = None,
-            unique_for: str | None = None, on_conflict: str = "existing",
-            env: Sequence[str] | None = None, cwd: str | None = None,
-            on_lost: str | None = None) -> None:
-    """Add jobs; print their ids, one per line."""
+def _store(open_store: Callable[..., object], jobs: list, *, queue: str | None,
+           unique_for: str | None, on_conflict: str, progress) -> Sequence[str]:
+    """Store `jobs` (into `queue` when they name none) as enqueue's options say."""
     from ..config import settings_of
-    from ..models import parse_spec_json, validate_queue, validate_spec
+    from ..models import validate_queue
 
-    flags = {"command": command, "id": job_id, "priority": priority, "max_retries": max_retries,
-             "timeout": timeout, "delay": delay, "run_at": run_at,
-             "after": ",".join(after) if after else None,
-             "after_any": ",".join(after_any) if after_any else None,
-             "unique_key": unique_key, "env": list(env) if env else None,
-             "cwd": None if cwd is None else os.path.abspath(cwd), "on_lost": on_lost}
-    given = {k: v for k, v in flags.items() if v is not None}
-    sources = sum(x is not None for x in (spec, file)) + (1 if given else 0)
-    if sources != 1:
-        raise InvalidInput("give a JSON SPEC, or --command and its flags, or --file (exactly one)")
-    if file is not None:
-        from .jobfile import LARGE_INPUT, read_jobs
-
-        jobs = read_jobs(file)
-    elif spec is not None:
-        jobs = [parse_spec_json(spec)]
-    else:
-        jobs = [validate_spec(given)]
     if queue is not None:  # the queue of every job that does not name its own
         queue = validate_queue(queue)
         jobs = [j if j.queue is not None else j._replace(queue=queue) for j in jobs]
@@ -64,10 +39,49 @@ def enqueue(open_store: Callable[..., object], *, spec: str | None = None,
         window = parse_duration(unique_for, "--unique-for")
     s = open_store(create=True)
     defaults = settings_of(s)
-    ids = s.enqueue(jobs, now=s.now(), default_max_retries=defaults.max_retries,
-                    default_cwd=_cwd(), unique_for=window, on_conflict=on_conflict)
-    if file is not None and sys.stdout.isatty() and len(ids) >= LARGE_INPUT:
-        print(f"\renqueued {len(ids)} jobs" + " " * 20, file=sys.stderr)
+    if progress is not None:
+        progress.storing(len(jobs))
+    return s.enqueue(jobs, now=s.now(), default_max_retries=defaults.max_retries,
+                     default_cwd=_cwd(), unique_for=window, on_conflict=on_conflict)
+
+
+def enqueue(open_store: Callable[..., object], *, spec: str | None = None,
+            command: str | None = None, job_id: str | None = None, queue: str | None = None,
+            priority: int | None = None, max_retries: int | None = None,
+            timeout: str | None = None, delay: str | None = None, run_at: str | None = None,
+            file: str | None = None, after: Sequence[str] | None = None,
+            after_any: Sequence[str] | None = None, unique_key: str | None = None,
+            unique_for: str | None = None, on_conflict: str = "existing",
+            env: Sequence[str] | None = None, cwd: str | None = None,
+            on_lost: str | None = None) -> None:
+    """Add jobs; print their ids, one per line."""
+    from ..models import parse_spec_json, validate_spec
+
+    flags = {"command": command, "id": job_id, "priority": priority, "max_retries": max_retries,
+             "timeout": timeout, "delay": delay, "run_at": run_at,
+             "after": ",".join(after) if after else None,
+             "after_any": ",".join(after_any) if after_any else None,
+             "unique_key": unique_key, "env": list(env) if env else None,
+             "cwd": None if cwd is None else os.path.abspath(cwd), "on_lost": on_lost}
+    given = {k: v for k, v in flags.items() if v is not None}
+    sources = sum(x is not None for x in (spec, file)) + (1 if given else 0)
+    if sources != 1:
+        raise InvalidInput("give a JSON SPEC, or --command and its flags, or --file (exactly one)")
+    if file is not None:
+        from .jobfile import read_jobs
+
+        jobs, progress = read_jobs(file)
+    else:
+        jobs, progress = [parse_spec_json(spec) if spec is not None else validate_spec(given)], None
+    try:
+        ids = _store(open_store, jobs, queue=queue, unique_for=unique_for, on_conflict=on_conflict,
+                     progress=progress)
+    except BaseException:
+        if progress is not None:
+            progress.abandon()
+        raise
+    if progress is not None:
+        progress.done(len(ids))
     for existing in sorted(getattr(ids, "existing", ())):
         print(f"job {existing} holds that unique key already: not enqueued again",
               file=sys.stderr)

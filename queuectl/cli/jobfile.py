@@ -1,38 +1,44 @@
 """Reading a JSON Lines file of job specs for `enqueue --file`: all of it or an error naming the
-first bad line."""
+first bad line, with a progress bar on a terminal (progress.py) for a large one."""
 
 from __future__ import annotations
 
 import sys
 
 from ..errors import InvalidInput
-from ..models import NewJob, parse_spec_json
+from ..models import NewJob, parse_spec_line
+from .progress import Progress
 
-LARGE_INPUT = 20_000
+LARGE_INPUT = 20_000  # lines: a file this long shows its progress on a terminal
 
 
-def read_jobs(path: str) -> list[NewJob]:
-    """The jobs of the file at `path` ('-': stdin), in order; blank lines are skipped."""
+def read_jobs(path: str) -> tuple[list[NewJob], Progress]:
+    """The jobs of the file at `path` ('-': stdin), in order (blank lines are skipped), and
+    the progress bar that showed their reading (for the caller to finish)."""
     try:
         handle = sys.stdin if path == "-" else open(path, encoding="utf-8")
     except OSError as exc:
         raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
     jobs: list[NewJob] = []
-    progress = sys.stdout.isatty() and sys.stderr.isatty()
+    append = jobs.append
+    progress = Progress(path, handle, LARGE_INPUT)
+    number = 0
     try:
         with handle:
             for number, line in enumerate(handle, 1):
-                if progress and number % LARGE_INPUT == 0:
-                    print(f"\rreading {path}: {number} lines", end="", file=sys.stderr)
                 if line.strip():
-                    try:
-                        jobs.append(parse_spec_json(line))
-                    except InvalidInput as exc:
-                        raise InvalidInput(f"{path}: line {number}: {exc}") from None
+                    append(parse_spec_line(line))
+                if progress.on and number % LARGE_INPUT == 0:
+                    progress.read(number)
+    except InvalidInput as exc:
+        progress.abandon()
+        raise InvalidInput(f"{path}: line {number}: {exc}") from None
     except UnicodeDecodeError:
+        progress.abandon()
         raise InvalidInput(f"cannot read {path}: not UTF-8 text") from None
     except OSError as exc:
+        progress.abandon()
         raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
     if not jobs:
         raise InvalidInput(f"{path} holds no jobs")
-    return jobs
+    return jobs, progress
