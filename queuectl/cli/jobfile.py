@@ -22,13 +22,13 @@ def read_jobs(path: str) -> tuple[list[NewJob], Progress]:
     jobs: list[NewJob] = []
     append = jobs.append
     progress = Progress(path, handle, LARGE_INPUT)
-    number = 0
+    number, shown = 0, progress.on
     try:
         with handle:
             for number, line in enumerate(handle, 1):
                 if line.strip():
                     append(parse_spec_line(line))
-                if progress.on and number % LARGE_INPUT == 0:
+                if shown and number % LARGE_INPUT == 0:
                     progress.read(number)
     except InvalidInput as exc:
         progress.abandon()
