@@ -193,7 +193,7 @@ def validate_spec(spec: object) -> NewJob:
     """Turn a decoded JSON value (or flag values in a dict) into a NewJob, or raise InvalidInput."""
     if not isinstance(spec, dict):
         raise InvalidInput("a job spec must be a JSON object, e.g. {\"command\": \"echo hi\"}")
-    unknown = [k for k in spec if k not in _SPEC_KEYSET]
+    unknown = [] if _SPEC_KEYSET.issuperset(spec) else [k for k in spec if k not in _SPEC_KEYSET]
     if unknown:
         raise InvalidInput(
             f"unknown key {str(unknown[0])[:40]!r} (allowed: {', '.join(SPEC_KEYS)})"
@@ -216,7 +216,7 @@ def validate_spec(spec: object) -> NewJob:
             f"command is {size:,} bytes; /bin/sh -c takes at most {MAX_COMMAND_BYTES:,} "
             "(put a longer script in a file and enqueue `sh FILE`)")
     if len(spec) == 1:  # the common case: just a command
-        return NewJob(command=command)
+        return NewJob(command)
     job_id = spec.get("id")
     if job_id is not None:
         job_id = validate_id(job_id)
@@ -282,4 +282,21 @@ def parse_spec_json(text: str) -> NewJob:
         if "integer string conversion" in str(exc):  # Python's limit on integer digits
             raise InvalidInput("invalid JSON: a number has too many digits") from None
         raise InvalidInput(f"invalid JSON: {str(exc).splitlines()[0][:120]}") from None
+    return validate_spec(value)
+
+
+_scan = _DECODER.scan_once
+_JSON_SPACE = " \t\n\r"
+
+
+def parse_spec_line(line: str) -> NewJob:
+    """parse_spec_json(line), faster for a valid line (no Python-level wrapper around the C
+    scanner); any line it cannot take that way gets parse_spec_json's own answer or error."""
+    text = line.strip(_JSON_SPACE)
+    try:
+        value, end = _scan(text, 0)
+    except Exception:  # the error is parse_spec_json's to word
+        return parse_spec_json(line)
+    if end != len(text):
+        return parse_spec_json(line)
     return validate_spec(value)

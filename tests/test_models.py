@@ -9,7 +9,8 @@ import pytest
 
 from queuectl.errors import InvalidInput
 from queuectl.models import (MAX_COMMAND_BYTES, MAX_ID_LENGTH, JobState, NewJob,
-                             new_job_id, parse_spec_json, validate_id, validate_spec)
+                             new_job_id, parse_spec_json, parse_spec_line, validate_id,
+                             validate_spec)
 
 
 def spec(**fields) -> str:
@@ -163,6 +164,26 @@ def test_bad_specs_are_invalid_input_with_a_one_line_message(text, fragment):
     assert "\n" not in message and "\r" not in message
     assert 0 < len(message) < 300
     assert info.value.exit_code == 2
+
+
+LINES = [b[1] for b in BAD] + [
+    '{"command": "x"}', '  {"command": "x"}  \r\n', '\t{"command": "x", "priority": 2}\n',
+    '{"command": "x"} {"command": "y"}', '{"command": "x"},', '[{"command": "x"}]', "",
+    '{"command": "x"}\x0c', '\x0c{"command": "x"}', '{"command": "x", "env": {"A": "1", "A": "2"}}',
+    '{"command": NaN}', '{"command": "x", "timeout": 1e999}', "[" * 100_000, '"just text"',
+]
+
+
+@pytest.mark.parametrize("line", LINES, ids=range(len(LINES)))
+def test_parse_spec_line_answers_as_parse_spec_json(line):
+    """The fast path for file lines gives parse_spec_json's job, or its very error."""
+    def answer(parse):
+        try:
+            return parse(line)
+        except InvalidInput as exc:
+            return ("error", str(exc))
+
+    assert answer(parse_spec_line) == answer(parse_spec_json)
 
 
 @pytest.mark.parametrize("value", [None, [], "echo", 5, ["command"]], ids=repr)

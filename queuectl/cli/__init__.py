@@ -1,5 +1,6 @@
-"""The `queuectl` command line."""
+"""The `queuectl` command line: `main` (lean.py) serves `enqueue` and `status` without Typer
+and hands everything else to the Typer app (app.py)."""
 
-from .app import app, main
+from .lean import main
 
-__all__ = ["app", "main"]
+__all__ = ["main"]

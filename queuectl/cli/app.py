@@ -6,8 +6,9 @@ import os
 import sys
 import typer
 
-from ..errors import InvalidInput, QueueError
-from ..store import display_location, open_store, resolve_location
+from . import where
+from .exits import failure_code, flush_stdout
+from .lean import COMPLETE_VAR
 
 app = typer.Typer(
     name="queuectl",
@@ -39,9 +40,6 @@ DB_HELP = ("The store: an SQLite file path, or postgresql://user@host/db[?schema
            "or after any command.")
 
 
-COMPLETE_VAR = "_QUEUECTL_COMPLETE"  # set by the script of `queuectl completion` when it asks
-
-
 class _Chosen:
     """The --db of this invocation (None when not given), wherever on the line it was given."""
 
@@ -54,10 +52,7 @@ _chosen = _Chosen()
 def _take_db(ctx, param, value: str | None) -> None:
     if value is None or ctx.resilient_parsing:
         return
-    if _chosen.db is not None and value != _chosen.db:
-        raise InvalidInput("--db given twice, with different stores "
-                           f"({display_location(_chosen.db)} and {display_location(value)})")
-    _chosen.db = value
+    _chosen.db = where.chosen_db(_chosen.db, value)
 
 
 def _accept_db(command) -> None:
@@ -91,19 +86,12 @@ def _global_options(
 def location() -> str:
     """The store this invocation uses: --db (before or after the command), else QUEUECTL_DB,
     else the per-user default."""
-    if _chosen.db is not None and not _chosen.db.strip():
-        raise InvalidInput("--db: the store location is empty")
-    return resolve_location(_chosen.db)
+    return where.location(_chosen.db)
 
 
 def store(durability: str = "full", *, create: bool):
-    """Open the store named by --db / QUEUECTL_DB / the default.
-
-    Commands that put something in the store pass `create=True` (a missing store is created);
-    the others pass False, so a mistyped --db or QUEUECTL_DB is an error (StoreMissing) instead
-    of a new, empty store. The per-user default store is created on first use either way."""
-    named = _chosen.db is not None or bool(os.environ.get("QUEUECTL_DB"))
-    return open_store(location(), durability=durability, create=create or not named)
+    """Open the store named by --db / QUEUECTL_DB / the default (see where.open_for)."""
+    return where.open_for(_chosen.db, durability, create=create)
 
 
 def fail(message: str, code: int = 1) -> "typer.Exit":
@@ -112,13 +100,9 @@ def fail(message: str, code: int = 1) -> "typer.Exit":
     return typer.Exit(code)
 
 
-def _is_surrogate(exc: UnicodeEncodeError) -> bool:
-    return (exc.encoding.replace("-", "").lower() == "utf8"
-            and isinstance(exc.object, str) and 0xD800 <= ord(exc.object[exc.start]) <= 0xDFFF)
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; every failure is one `error:` line on stderr and a documented exit code."""
+    """Run the Typer app on `args`; every failure is one `error:` line on stderr and a
+    documented exit code. (queuectl.cli.main, lean.py, hands it what it does not serve.)"""
     args = sys.argv[1:] if argv is None else argv
     from .commands import load
 
@@ -138,31 +122,6 @@ def main(argv: list[str] | None = None) -> int:
         code = result if isinstance(result, int) else 0
     except typer.Exit as exc:
         code = exc.exit_code
-    except QueueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        code = exc.exit_code
-        if debug:
-            raise
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        code = 130
-    except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        code = 0
-    except UnicodeEncodeError as exc:
-        if debug:
-            raise
-        if _is_surrogate(exc):
-            # An argument held bytes that are not UTF-8 (Python keeps them as lone
-            # surrogates): such text can be neither stored nor matched.
-            print("error: an argument is not valid UTF-8 text "
-                  f"(U+{ord(exc.object[exc.start]):04X})", file=sys.stderr)
-            code = 2
-        else:
-            print(f"error: internal error: {type(exc).__name__}: {exc} "
-                  "(run with --debug for details)", file=sys.stderr)
-            code = 1
     except typer.Abort:
         print("error: aborted", file=sys.stderr)
         code = 1
@@ -171,19 +130,12 @@ def main(argv: list[str] | None = None) -> int:
             exc.ctx.get_help()  # Typer renders the help itself
             return 0
         text = " ".join(exc.format_message().split())
-        where = getattr(getattr(exc, "ctx", None), "command_path", None)
-        if where and getattr(exc, "exit_code", 1) == 2:
-            text += f" (see: {where} --help)"
+        path = getattr(getattr(exc, "ctx", None), "command_path", None)
+        if path and getattr(exc, "exit_code", 1) == 2:
+            text += f" (see: {path} --help)"
         print(f"error: {text}", file=sys.stderr)
         code = getattr(exc, "exit_code", 1)
-    except Exception as exc:
-        if debug:
-            raise
-        print(f"error: internal error: {type(exc).__name__}: {exc} "
-              "(run with --debug for details)", file=sys.stderr)
-        code = 1
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        pass
+    except (KeyboardInterrupt, Exception) as exc:
+        code = failure_code(exc, debug)
+    flush_stdout()
     return code

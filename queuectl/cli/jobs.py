@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import List, Optional
 
 import typer
 
-from ..durations import format_duration, iso, parse_duration, relative
+from ..durations import format_duration, parse_duration, relative
 from ..errors import InvalidInput
-from ..models import JobState, NewJob, parse_spec_json, validate_queue, validate_spec
-from .app import app, store
 from ..lifecycle import why_blocked
-from .render import (dependency_json, emit_json, job_json, jobs_table, queue_json, queues_table,
-                     run_json, table)
-from ..config import live_window, settings_of as settings
-
-LARGE_INPUT = 20_000
+from ..models import JobState, validate_queue
+from . import hot
+from .app import app, store
+from .render import dependency_json, emit_json, job_json, jobs_table, run_json, table
 
 
 @app.command()
@@ -26,39 +22,6 @@ def init() -> None:
     s = store(create=True)
     s.verify()
     print(s.location)
-
-
-def _cwd() -> str:
-    try:
-        return os.getcwd()
-    except OSError:
-        raise InvalidInput("the current directory no longer exists; jobs run where they were enqueued") from None
-
-
-def _read_file(path: str) -> list[NewJob]:
-    try:
-        handle = sys.stdin if path == "-" else open(path, encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
-    jobs: list[NewJob] = []
-    progress = sys.stdout.isatty() and sys.stderr.isatty()
-    try:
-        with handle:
-            for number, line in enumerate(handle, 1):
-                if progress and number % LARGE_INPUT == 0:
-                    print(f"\rreading {path}: {number} lines", end="", file=sys.stderr)
-                if line.strip():
-                    try:
-                        jobs.append(parse_spec_json(line))
-                    except InvalidInput as exc:
-                        raise InvalidInput(f"{path}: line {number}: {exc}") from None
-    except UnicodeDecodeError:
-        raise InvalidInput(f"cannot read {path}: not UTF-8 text") from None
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
-    if not jobs:
-        raise InvalidInput(f"{path} holds no jobs")
-    return jobs
 
 
 @app.command()
@@ -83,38 +46,10 @@ def enqueue(
     on_lost: Optional[str] = typer.Option(None, "--on-lost", help="A run whose worker died: 'retry' (default) or 'fail' (to the DLQ, for commands that must not run twice)."),
 ) -> None:
     """Add jobs to the queue; prints their ids, one per line."""
-    flags = {"command": command, "id": job_id, "priority": priority, "max_retries": max_retries,
-             "timeout": timeout, "delay": delay, "run_at": run_at,
-             "after": ",".join(after) if after else None,
-             "after_any": ",".join(after_any) if after_any else None,
-             "unique_key": unique_key, "env": list(env) if env else None,
-             "cwd": None if cwd is None else os.path.abspath(cwd), "on_lost": on_lost}
-    given = {k: v for k, v in flags.items() if v is not None}
-    sources = sum(x is not None for x in (spec, file)) + (1 if given else 0)
-    if sources != 1:
-        raise InvalidInput("give a JSON SPEC, or --command and its flags, or --file (exactly one)")
-    if file is not None:
-        jobs = _read_file(file)
-    elif spec is not None:
-        jobs = [parse_spec_json(spec)]
-    else:
-        jobs = [validate_spec(given)]
-    if queue is not None:  # the queue of every job that does not name its own
-        queue = validate_queue(queue)
-        jobs = [j if j.queue is not None else j._replace(queue=queue) for j in jobs]
-    if on_conflict not in ("existing", "error"):
-        raise InvalidInput("--on-conflict must be 'existing' or 'error'")
-    window = None if unique_for is None else parse_duration(unique_for, "--unique-for")
-    s = store(create=True)
-    defaults = settings(s)
-    ids = s.enqueue(jobs, now=s.now(), default_max_retries=defaults.max_retries,
-                    default_cwd=_cwd(), unique_for=window, on_conflict=on_conflict)
-    if file is not None and sys.stdout.isatty() and len(ids) >= LARGE_INPUT:
-        print(f"\renqueued {len(ids)} jobs" + " " * 20, file=sys.stderr)
-    for job_id in sorted(getattr(ids, "existing", ())):
-        print(f"job {job_id} holds that unique key already: not enqueued again",
-              file=sys.stderr)
-    sys.stdout.write("".join(i + "\n" for i in ids))
+    hot.enqueue(store, spec=spec, command=command, job_id=job_id, queue=queue, priority=priority,
+                max_retries=max_retries, timeout=timeout, delay=delay, run_at=run_at, file=file,
+                after=after, after_any=after_any, unique_key=unique_key, unique_for=unique_for,
+                on_conflict=on_conflict, env=env, cwd=cwd, on_lost=on_lost)
 
 
 def _states(values: list[str] | None) -> list[JobState] | None:
@@ -150,35 +85,7 @@ def list_jobs(
 @app.command()
 def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Counts per state, live workers, the oldest waiting job's age, recent throughput."""
-    s = store(create=False)
-    cfg = settings(s)
-    now = s.now()
-    st = s.status(now, worker_timeout=live_window(cfg))
-    counts = {state.value: st.counts.get(state, 0) for state in JobState}
-    queues = s.queues()
-    tick = s.next_tick()
-    if as_json:
-        emit_json({"store": s.location, "counts": counts, "workers": st.workers,
-                   "oldest_waiting_seconds": st.oldest_waiting_age,
-                   "finished_last_minute": st.finished_last_minute,
-                   "next_due": iso(st.next_due), "next_schedule_tick": iso(tick),
-                   "queues": [queue_json(q) for q in queues]})
-        return
-    rows = [[k, str(v)] for k, v in counts.items()]
-    rows[3][1] += "  (waiting to retry)" if counts["failed"] else ""
-    rows += [
-        ["workers", f"{st.workers} live"],
-        ["oldest waiting", format_duration(st.oldest_waiting_age) if st.oldest_waiting_age is not None else "-"],
-        ["next delayed", relative(st.next_due, now)],
-        ["next schedule", relative(tick, now)],
-        ["finished/min", str(st.finished_last_minute)],
-        ["store", s.location],
-    ]
-    width = max(len(r[0]) for r in rows)
-    sys.stdout.write("".join(f"{k.ljust(width)}  {v}\n" for k, v in rows))
-    if len(queues) > 1 or any(q.paused or q.concurrency is not None for q in queues):
-        print()
-        queues_table(queues)
+    hot.status(store, as_json=as_json)
 
 
 @app.command()

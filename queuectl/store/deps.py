@@ -30,6 +30,8 @@ def plan(c, ids: Sequence[str], jobs: Sequence[NewJob], *, now: float,
     """Decide a batch: which jobs a unique key answers with an existing job (or refuse them,
     `on_conflict="error"`), and each new job's dependencies, met or not. A dependency is on a
     job in the store or on an earlier job of the batch."""
+    if not any(job.unique_key is not None or job.after or job.after_any for job in jobs):
+        return Planned(list(ids), list(range(len(jobs))), frozenset(), {}, [])
     final = list(ids)
     existing: set[str] = set()
     keys: dict[str, int] = {}

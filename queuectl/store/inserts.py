@@ -11,8 +11,9 @@ from . import deps, queues as queue_ops
 from .base import Enqueued
 from .rows import ENQUEUE_COLUMNS, enqueue_rows, queues_of
 
-_INSERT = (f"INSERT INTO jobs ({ENQUEUE_COLUMNS}, state) VALUES "
-           f"({', '.join('?' * len(ENQUEUE_COLUMNS.split(',')))}, 'pending')")
+INSERT_COLUMNS = (*ENQUEUE_COLUMNS.split(", "), "state")  # a row's values, then 'pending'
+_INSERT = (f"INSERT INTO jobs ({', '.join(INSERT_COLUMNS)}) VALUES "
+           f"({', '.join('?' * (len(INSERT_COLUMNS) - 1))}, 'pending')")
 
 
 def plan_rows(c, ids: Sequence[str], jobs: Sequence[NewJob], *, now: float,

@@ -59,27 +59,48 @@ def queues_of(jobs: Sequence[NewJob]) -> list[str]:
     return list(dict.fromkeys(j.queue or DEFAULT_QUEUE for j in jobs))
 
 
+# A job that sets nothing but its command, id and queue (the usual line of a bulk file): its
+# row is the one of its queue's other such jobs but for its id and command, built once a queue.
+_QUEUE = NewJob._fields.index("queue")
+_UNSET = NewJob(command="")
+_UNSET_HEAD, _UNSET_TAIL = _UNSET[2:_QUEUE], _UNSET[_QUEUE + 1:]
+assert NewJob._fields[:2] == ("command", "id")
+
+
 def enqueue_rows(ids: Sequence[str], jobs: Sequence[NewJob], *, now: float,
                  default_max_retries: int, default_cwd: str,
                  defaults: Mapping[str, Defaults], new: Sequence[int] | None = None,
                  blocked: Mapping[int, int] | None = None) -> list[tuple]:
     """The ENQUEUE_COLUMNS of each job (of the `new` indexes only, if given): what it says,
     else its queue's defaults, else the store's settings."""
-    rows = []
-    for i in range(len(jobs)) if new is None else new:
-        jid, j = ids[i], jobs[i]
+    unmet = blocked or {}
+
+    def row(jid: str, j: NewJob, i: int) -> tuple:
         queue = j.queue or DEFAULT_QUEUE
         d = defaults[queue]
-        rows.append((
+        return (
             jid, j.command, queue,
             j.priority if j.priority is not None else (d.priority or 0),
             j.max_retries if j.max_retries is not None else (
                 d.max_retries if d.max_retries is not None else default_max_retries),
             j.timeout if j.timeout is not None else d.timeout, d.backoff_base, int(d.gated),
             j.cwd or default_cwd, j.run_at if j.run_at is not None else now + (j.delay or 0.0),
-            now, now, (blocked or {}).get(i, 0), j.unique_key,
+            now, now, unmet.get(i, 0), j.unique_key,
             None if j.env is None else json.dumps(j.env, ensure_ascii=False), j.on_lost or "retry",
-            j.origin))
+            j.origin)
+
+    rows = []
+    append = rows.append
+    tails: dict[str | None, tuple] = {}  # the row after id and command, by queue
+    for i in range(len(jobs)) if new is None else new:
+        j = jobs[i]
+        if j[2:_QUEUE] == _UNSET_HEAD and j[_QUEUE + 1:] == _UNSET_TAIL:  # no dependencies
+            tail = tails.get(j.queue)
+            if tail is None:
+                tail = tails[j.queue] = row("", _UNSET._replace(queue=j.queue), -1)[2:]
+            append((ids[i], j[0]) + tail)
+        else:
+            append(row(ids[i], j, i))
     return rows
 
 

@@ -15,6 +15,7 @@ from ..base import Enqueued, Status, Stop, Store, WorkerInfo
 from ..reads import SharedReads
 from ..rows import job_from_row as _job, like_pattern, list_groups
 from ..sql import JOB_COLUMNS, ORDER_WAITING, WORKER_STOP
+from .bulk import insert_rows, page_cache_for
 from .claims import Claims
 from .conn import open_connection, translated, write
 from .doorbell import ring, wake_mechanisms
@@ -82,14 +83,17 @@ class SQLiteStore(Claims, SharedReads, Store):
 
         def insert(ids: list[str]) -> list[str]:
             with self._write() as c:
-                done = inserts.insert_jobs(c, ids, jobs, now=now,
-                                           default_max_retries=default_max_retries,
-                                           default_cwd=default_cwd, count_rows=True,
-                                           unique_for=unique_for, on_conflict=on_conflict)
+                planned, rows = inserts.plan_rows(
+                    c, ids, jobs, now=now, default_max_retries=default_max_retries,
+                    default_cwd=default_cwd, unique_for=unique_for, on_conflict=on_conflict,
+                    count_rows=True)
+                insert_rows(c, "jobs", inserts.INSERT_COLUMNS, rows, "'pending'")
+                done = inserts.finish_batch(c, planned, rows, count_rows=True)
             answered.append(done)
             return list(done)
 
-        actions.enqueue_with_fresh_ids(jobs, insert, self._existing, sqlite3.IntegrityError)
+        with translated(self.path), page_cache_for(self._conn, len(jobs)):
+            actions.enqueue_with_fresh_ids(jobs, insert, self._existing, sqlite3.IntegrityError)
         self.ring()
         return answered[-1]
 
