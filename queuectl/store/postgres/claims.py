@@ -43,6 +43,11 @@ open_gated AS (
     UNION ALL
     SELECT j.seq, j.queue, j.priority, j.run_at FROM served, unnest(served.names) AS n(name),
     LATERAL (
+        -- only the ungated ones: a full or paused queue's jobs are all gated, and walking
+        -- them to find none would cost a scan of the queue
+        SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = n.name
+                                   AND (q.concurrency IS NOT NULL OR q.paused > 0))) ungated,
+    LATERAL (
         SELECT seq, queue, priority, run_at FROM jobs
         WHERE queue = n.name AND {_WAITING} AND gated = 0 AND run_at <= served.now
         {_ORDER}) j
