@@ -20,6 +20,7 @@ from ..rows import ENQUEUE_COLUMNS, job_from_row as _job, like_pattern, list_gro
 from ..sql import JOB_COLUMNS, WORKER_STOP
 from .claims import Claims
 from .conn import PgConnection, Tx, driver, parse_location
+from .copytext import copy_blocks
 from .schema import ensure_schema
 
 _COPY_JOBS = f"COPY jobs ({ENQUEUE_COLUMNS}, state) FROM STDIN"
@@ -97,8 +98,8 @@ class PostgresStore(Claims, SharedReads, Store):
                     count_rows=False)
                 if len(rows) >= COPY_THRESHOLD:
                     with tx.cur.copy(_COPY_JOBS) as copy:
-                        for r in rows:
-                            copy.write_row((*r, "pending"))
+                        for block in copy_blocks(rows, ("pending",)):
+                            copy.write(block)
                 elif rows:
                     tx.executemany(inserts._INSERT, rows)
                 if rows:
