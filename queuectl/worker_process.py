@@ -37,6 +37,7 @@ def _open(location: str, log: Callable[[str], None]):
         if settings.durability == "full":
             store.close()
             store = open_store(location, durability="full")
+        store.limit_stall(settings.lease)
         return store, settings
     except QueueError as exc:
         log(f"cannot open the store: {exc}")

@@ -188,6 +188,65 @@ def test_a_dropped_connection_is_remade_and_the_write_happens_once(pg):
     assert pg.output(ids[0]).chunks == [(1, b"out\n")]
 
 
+def test_a_session_frozen_inside_a_transaction_gives_its_locks_up_after_the_stall_limit(pg_url):
+    """A worker frozen (SIGSTOP, a suspended laptop) between two statements of a transaction
+    holds that transaction's row locks. With limit_stall the server ends its session after the
+    limit, so another worker's write goes through while it is still frozen; when it wakes, its
+    transaction (never committed) runs again on a new connection."""
+    frozen = PostgresStore(pg_url, durability="normal")
+    other = PostgresStore(pg_url, durability="normal")
+    try:
+        frozen.register_worker("w-frozen", 1, "h", frozen.now())
+        frozen.limit_stall(0.3)
+        woke = threading.Event()
+        attempts = []
+
+        def body(tx):
+            attempts.append(tx.one("SELECT pg_backend_pid()")[0])
+            tx.execute("UPDATE workers SET heartbeat_at = heartbeat_at + 1 WHERE id = 'w-frozen'")
+            if len(attempts) == 1:
+                time.sleep(6)  # frozen with the row locked, idle in the transaction
+                woke.set()
+            tx.one("SELECT 1")
+
+        thread = threading.Thread(target=frozen._db.transaction, args=(body,))
+        before = frozen.workers()[0].heartbeat_at
+        thread.start()
+        while not attempts:
+            time.sleep(0.01)
+        # The row is free long before the frozen session wakes: the write does not wait on it.
+        other._db.transaction(lambda tx: tx.execute(
+            "UPDATE workers SET pid = 2 WHERE id = 'w-frozen'"))
+        assert not woke.is_set()
+        thread.join(30)
+        assert not thread.is_alive()
+        assert len(attempts) == 2 and attempts[0] != attempts[1]  # again, on a new session
+        (row,) = frozen.workers()
+        assert (row.pid, row.heartbeat_at) == (2, before + 1)  # both writes, each once
+    finally:
+        frozen.close()
+        other.close()
+
+
+def test_removing_stale_workers_never_waits_on_a_row_a_frozen_worker_holds(pg):
+    pg.register_worker("w-held", 1, "h", pg.now() - 1000)
+    pg.register_worker("w-free", 1, "h", pg.now() - 1000)
+    holder = admin(pg.url)
+    holder.autocommit = False
+    try:
+        holder.execute(f"SET search_path = {schema_of(pg.url)}")
+        holder.execute("SELECT 1 FROM workers WHERE id = 'w-held' FOR UPDATE")
+        pg._db.transaction(lambda tx: tx.execute(  # (were it to wait: an error, not a hang)
+            "SELECT set_config('lock_timeout', '5s', false)"))
+        assert pg.remove_stale_workers(pg.now()) == 1
+        assert [w.id for w in pg.workers()] == ["w-held"]
+    finally:
+        holder.rollback()
+        holder.close()
+    assert pg.remove_stale_workers(pg.now()) == 1
+    assert pg.workers() == []
+
+
 def test_an_unreachable_server_is_a_one_line_busy_error(pg_server):
     url = f"postgresql://postgres@127.0.0.1:{pg_server.port + 1 if pg_server.port else 1}/postgres"
     done = run_cli("status", db=url)

@@ -123,6 +123,13 @@ class Store(ABC):
     def verify(self) -> None:
         """Check the whole store for damage (slow: reads every page); raise StoreUnusable."""
 
+    def limit_stall(self, seconds: float) -> None:
+        """Let a transaction of ours that stalls (this process frozen or suspended between two
+        of its statements) hold its locks for at most `seconds`: the server ends the session and
+        the transaction is retried when we wake. A worker sets its lease: others treat it as lost
+        after that anyway, and must not wait on its locks for longer. Nothing for an embedded
+        store (a process frozen inside SQLite's short write transaction keeps the lock)."""
+
     def housekeeping(self) -> None:
         """Tidy what the store keeps for speed (e.g. folding count deltas); workers call it now
         and then. Cheap, and safe beside any other call."""

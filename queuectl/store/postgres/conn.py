@@ -153,6 +153,7 @@ class PgConnection:
         self._conn = None
         self._offset = 0.0  # server epoch seconds minus our monotonic clock
         self._synced_at = -CLOCK_RESYNC
+        self._stall_ms = 0  # idle_in_transaction_session_timeout (0: the server's default)
         self.connect()
 
     # -- the connection
@@ -167,6 +168,9 @@ class PgConnection:
             conn.execute("SELECT set_config('search_path', %s, false)", (self.location.schema,))
             if not self.synchronous:
                 conn.execute("SET synchronous_commit = off")
+            if self._stall_ms:
+                conn.execute("SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
+                             (f"{self._stall_ms}ms",))
             self._sync_clock(conn)
             conn.autocommit = self.autocommit
         except psycopg.Error as exc:
@@ -174,6 +178,15 @@ class PgConnection:
             raise query_error(exc, self.location.display) from None
         self._conn = conn
         return conn
+
+    def limit_stall(self, seconds: float) -> None:
+        """End (server side) a session of ours that sits inside a transaction for longer than
+        `seconds`, now and after every reconnect: its locks are released, and the transaction,
+        which never committed, is retried on a new connection when this process wakes."""
+        self._stall_ms = max(1, round(seconds * 1000))
+        self.transaction(lambda tx: tx.execute(
+            "SELECT set_config('idle_in_transaction_session_timeout', ?, false)",
+            (f"{self._stall_ms}ms",)))
 
     def raw(self):
         """The live psycopg connection (connecting again if it was lost)."""

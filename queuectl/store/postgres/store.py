@@ -48,6 +48,9 @@ class PostgresStore(Claims, SharedReads, Store):
     def now(self) -> float:
         return self._db.now()
 
+    def limit_stall(self, seconds: float) -> None:
+        self._db.limit_stall(seconds)
+
     def doorbell(self, everything: bool = False):
         from .doorbell import PgDoorbell
 
@@ -384,7 +387,9 @@ class PostgresStore(Claims, SharedReads, Store):
 
     def remove_stale_workers(self, before: float) -> int:
         def body(tx: Tx) -> int:
-            n = tx.execute("DELETE FROM workers WHERE heartbeat_at < ?", (before,)).rowcount
+            # (SKIP LOCKED: a frozen worker inside its heartbeat holds its row; never wait on it)
+            n = tx.execute("DELETE FROM workers WHERE id IN (SELECT id FROM workers "
+                           "WHERE heartbeat_at < ? FOR UPDATE SKIP LOCKED)", (before,)).rowcount
             if n:
                 self._changed(tx)
             return n
