@@ -223,6 +223,8 @@ def test_a_session_frozen_inside_a_transaction_gives_its_locks_up_after_the_stal
         assert len(attempts) == 2 and attempts[0] != attempts[1]  # again, on a new session
         (row,) = frozen.workers()
         assert (row.pid, row.heartbeat_at) == (2, before + 1)  # both writes, each once
+        # (the new session has the limit too)
+        assert frozen._db.read("SHOW idle_in_transaction_session_timeout") == [("300ms",)]
     finally:
         frozen.close()
         other.close()

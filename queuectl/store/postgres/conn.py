@@ -169,8 +169,7 @@ class PgConnection:
             if not self.synchronous:
                 conn.execute("SET synchronous_commit = off")
             if self._stall_ms:
-                conn.execute("SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
-                             (f"{self._stall_ms}ms",))
+                self._set_stall(conn)
             self._sync_clock(conn)
             conn.autocommit = self.autocommit
         except psycopg.Error as exc:
@@ -184,9 +183,11 @@ class PgConnection:
         `seconds`, now and after every reconnect: its locks are released, and the transaction,
         which never committed, is retried on a new connection when this process wakes."""
         self._stall_ms = max(1, round(seconds * 1000))
-        self.transaction(lambda tx: tx.execute(
-            "SELECT set_config('idle_in_transaction_session_timeout', ?, false)",
-            (f"{self._stall_ms}ms",)))
+        self.transaction(lambda tx: self._set_stall(tx.cur))
+
+    def _set_stall(self, conn_or_cursor) -> None:
+        conn_or_cursor.execute("SELECT set_config('idle_in_transaction_session_timeout', %s, "
+                               "false)", (f"{self._stall_ms}ms",))
 
     def raw(self):
         """The live psycopg connection (connecting again if it was lost)."""
